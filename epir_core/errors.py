@@ -1,0 +1,22 @@
+"""Typed errors of the core, so that each caller (trainer, live app, benchmark) can turn them into
+its own message and exit code instead of a traceback."""
+
+
+class EPIRError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+
+class CheckpointError(EPIRError):
+    """A file is missing, corrupt, or not an EPIR checkpoint."""
+
+
+class NoFaceError(EPIRError):
+    """No face was found in a frame."""
+
+
+class FaceTooSmallError(EPIRError):
+    """A face was found but is too small to give a usable optical flow."""
+
+
+class FlowError(EPIRError):
+    """Optical flow failed or produced non-finite values."""
