@@ -1,0 +1,87 @@
+"""The one checkpoint format: round trip, half storage, and a clear error for every bad file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from epir_core import build_model
+from epir_core.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from epir_core.errors import CheckpointError
+from epir_core.preprocess.recipe import InputRecipe
+
+CLASSES = ("negative", "positive", "surprise")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("+spt", num_classes=3, drop_path=0.1).eval()
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory):
+    return save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "m.pt", model, CLASSES, InputRecipe.composite(), {"fold": "sub01"}
+    )
+
+
+def test_round_trip_restores_everything(model, saved):
+    ckpt = load_checkpoint(saved)
+    x = torch.rand(3, 3, 28, 28)
+    assert torch.equal(ckpt.model(x), model(x))
+    assert ckpt.config == model.config and ckpt.model.config == model.config
+    assert ckpt.class_names == CLASSES
+    assert ckpt.recipe == InputRecipe.composite()
+    assert ckpt.meta == {"fold": "sub01"}
+    assert not ckpt.model.training
+    assert all(p.dtype == torch.float32 for p in ckpt.model.parameters())
+
+
+def test_half_storage_is_smaller_and_close(model, saved, tmp_path):
+    half = save_checkpoint(tmp_path / "h.pt", model, CLASSES, InputRecipe.composite(), half=True)
+    assert half.stat().st_size < 0.6 * saved.stat().st_size
+    ckpt = load_checkpoint(half)
+    assert all(p.dtype == torch.float32 for p in ckpt.model.parameters())
+    x = torch.rand(3, 3, 28, 28)
+    assert torch.allclose(ckpt.model(x), model(x), atol=1e-2)
+
+
+def test_save_rejects_bad_arguments(model, tmp_path):
+    with pytest.raises(ValueError, match="class names"):
+        save_checkpoint(tmp_path / "a.pt", model, CLASSES[:2], InputRecipe.composite())
+    with pytest.raises(ValueError, match="JSON"):
+        save_checkpoint(tmp_path / "b.pt", model, CLASSES, InputRecipe.composite(), {"bad": object()})
+
+
+class _Payload:
+    """Pickles to a call of print: a safe load must refuse it without running it."""
+
+    def __reduce__(self):
+        return (print, ("executed",))
+
+
+def test_bad_files_raise_one_line_checkpoint_errors(model, saved, tmp_path, capsys):
+    good = torch.load(saved, weights_only=True)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint at all")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
+    torch.save(model.state_dict(), tmp_path / "state_dict.pt")
+    torch.save({**good, "version": 99}, tmp_path / "future.pt")
+    torch.save({"format": FORMAT, "version": 1, "evil": _Payload()}, tmp_path / "evil.pt")
+    torch.save({**good, "state_dict": {}}, tmp_path / "empty.pt")
+    cases = {
+        tmp_path / "missing.pt": "not found",
+        junk: "cannot read",
+        truncated: "corrupt",
+        tmp_path / "state_dict.pt": "not an EPIR checkpoint",
+        tmp_path / "future.pt": "version 99",
+        tmp_path / "evil.pt": "cannot read",
+        tmp_path / "empty.pt": "damaged",
+    }
+    for path, message in cases.items():
+        with pytest.raises(CheckpointError, match=message) as info:
+            load_checkpoint(path)
+        assert "\n" not in str(info.value)
+    assert "executed" not in capsys.readouterr().out
