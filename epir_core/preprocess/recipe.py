@@ -6,25 +6,86 @@ finds there, so that live inputs are made exactly as the training inputs were.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class TVL1Params:
+    """cv2.optflow.DualTVL1OpticalFlow_create arguments; the defaults are OpenCV's (= IPOL TV-L1's)."""
+
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    scales: int = 5
+    warps: int = 5
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.8
+    gamma: float = 0.0
+    median_filtering: int = 5
+
+
+@dataclass(frozen=True)
+class FarnebackParams:
+    """cv2.calcOpticalFlowFarneback arguments; the defaults are the EPIR paper's / HTNet's."""
+
+    pyr_scale: float = 0.5
+    levels: int = 3
+    winsize: int = 15
+    iterations: int = 3
+    poly_n: int = 5
+    poly_sigma: float = 1.2
+
+
+@dataclass(frozen=True)
+class DISParams:
+    """cv2.DISOpticalFlow preset: ultrafast | fast | medium."""
+
+    preset: str = "medium"
+
+
+FLOW_PARAMS = {"tvl1": TVL1Params, "farneback": FarnebackParams, "dis": DISParams}
+FLOW_NAMES = {kind: name for name, kind in FLOW_PARAMS.items()}
+FlowParams = TVL1Params | FarnebackParams | DISParams
 
 
 @dataclass(frozen=True)
 class InputRecipe:
     crop_height: int = 170  # the composite's tight forehead-to-chin crops are about 170x140 px
     crop_width: int = 140
+    face_margin: float = 0.0  # extra fraction of the landmark box on each side before cropping
     flow: str = "tvl1"  # tvl1 | farneback | dis
-    flow_params: dict = field(default_factory=dict)  # algorithm parameters; empty = OpenCV defaults
+    flow_params: FlowParams = None  # None = the algorithm's defaults (filled in on construction)
     third_channel: str = "strain"  # strain | magnitude
     size: int = 28
     normalise: str = "minmax"  # per-channel min-max stretch to [0, 1]
     quantise_bits: int = 8  # the composite flows were stored as 8-bit PNGs
-    channels: tuple = ("u", "v", "strain")
+    channels: tuple = ("u", "v", "strain")  # derived from third_channel; kept in the dict for readers
+
+    def __post_init__(self):
+        if self.flow not in FLOW_PARAMS:
+            raise ValueError(f"unknown flow {self.flow!r}; expected one of {sorted(FLOW_PARAMS)}")
+        expected = FLOW_PARAMS[self.flow]
+        if self.flow_params is None:
+            object.__setattr__(self, "flow_params", expected())
+        elif not isinstance(self.flow_params, expected):
+            raise ValueError(f"flow {self.flow!r} needs {expected.__name__}, got {type(self.flow_params).__name__}")
+        if self.third_channel not in ("strain", "magnitude"):
+            raise ValueError(f"unknown third channel {self.third_channel!r}")
+        if self.normalise != "minmax":
+            raise ValueError(f"unknown normalisation {self.normalise!r}")
+        object.__setattr__(self, "channels", ("u", "v", self.third_channel))
 
     @classmethod
     def composite(cls) -> "InputRecipe":
         """The recipe of the MEGC 2019 composite flows (STSTNet: TV-L1 on tight face crops)."""
         return cls()
+
+    @classmethod
+    def paper(cls) -> "InputRecipe":
+        """The EPIR paper's description: Farneback flow, strain third channel."""
+        return cls(flow="farneback")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -38,6 +99,15 @@ class InputRecipe:
         if unknown:
             raise ValueError(f"unknown input-recipe fields: {sorted(unknown)}")
         d = dict(d)
-        if "channels" in d:
-            d["channels"] = tuple(d["channels"])
+        d.pop("channels", None)  # derived from third_channel
+        flow = d.get("flow", "tvl1")
+        params = d.get("flow_params")
+        if isinstance(params, dict):
+            kind = FLOW_PARAMS.get(flow)
+            if kind is None:
+                raise ValueError(f"unknown flow {flow!r}")
+            unknown = set(params) - {f.name for f in fields(kind)}
+            if unknown:
+                raise ValueError(f"unknown {flow} parameters: {sorted(unknown)}")
+            d["flow_params"] = kind(**params)
         return cls(**d)

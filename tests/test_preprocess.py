@@ -1,0 +1,120 @@
+"""Frames -> model input: recipe serialisation, face box, flow, strain, the input's properties."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from epir_core.errors import FlowError, NoFaceError
+from epir_core.preprocess import (
+    FaceBox, FaceLocator, FarnebackParams, InputRecipe, TVL1Params, compute_flow, crop_pair, cuda_available,
+    flow_to_input, make_model_input, max_flow_apex, optical_strain,
+)
+from epir_core.preprocess.synthetic import warp_image
+from tests.fixtures_data import MOTION, clip_frames, face_frame
+
+
+@pytest.fixture(scope="module")
+def locator():
+    with FaceLocator() as loc:
+        yield loc
+
+
+@pytest.fixture(scope="module")
+def pair_and_box(locator):
+    onset, *_, apex = clip_frames(3, peak=2)
+    return onset, apex, locator.locate(onset)
+
+
+def test_recipe_round_trips_through_json_and_rejects_mismatches():
+    for recipe in (InputRecipe.composite(), InputRecipe.paper(), InputRecipe(flow="dis", face_margin=0.1)):
+        assert InputRecipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
+    assert InputRecipe.composite().flow_params == TVL1Params()
+    assert InputRecipe(third_channel="magnitude").channels == ("u", "v", "magnitude")
+    with pytest.raises(ValueError):
+        InputRecipe(flow="tvl1", flow_params=FarnebackParams())
+    with pytest.raises(ValueError, match="unknown tvl1 parameters"):
+        InputRecipe.from_dict({"flow": "tvl1", "flow_params": {"iterations": 3}})
+
+
+def test_locator_gives_a_tight_box_and_reports_its_cost(locator):
+    frame = face_frame()  # 320 px; the real face spans about 48..272
+    box = locator.locate(frame)
+    assert 40 <= box.x <= 90 and 30 <= box.y <= 90 and 150 <= box.width <= 260 and 150 <= box.height <= 260
+    assert set(locator.last_ms) == {"detect", "mesh"} and all(v > 0 for v in locator.last_ms.values())
+    with pytest.raises(NoFaceError):
+        locator.locate(np.full((240, 320, 3), 127, np.uint8))
+
+
+def test_box_scaling_keeps_the_centre_and_reaches_the_aspect():
+    box = FaceBox(10, 20, 100, 100).scaled(aspect=140 / 170, margin=0.1)
+    assert abs(box.width / box.height - 140 / 170) < 0.01 and box.width == 120
+    assert abs(box.x + box.width / 2 - 60) <= 1 and abs(box.y + box.height / 2 - 70) <= 1
+
+
+def test_strain_of_a_uniform_shear_and_of_a_translation():
+    ys, xs = np.mgrid[0:8, 0:8].astype(np.float32)
+    shear = np.dstack([0.2 * ys, np.zeros_like(ys)])  # u_y = 0.2: strain = sqrt(0.5) * 0.2 inside
+    assert np.allclose(optical_strain(shear)[:-1, :-1], np.sqrt(0.5) * 0.2)
+    assert np.allclose(optical_strain(np.full((8, 8, 2), 3.0, np.float32)), 0)
+
+
+@pytest.mark.parametrize("recipe", [InputRecipe.composite(), InputRecipe.paper(), InputRecipe(flow="dis")])
+def test_model_input_recovers_the_warp(pair_and_box, recipe):
+    onset, apex, box = pair_and_box
+    x = make_model_input(onset, apex, recipe, box)
+    assert x.shape == (3, 28, 28) and x.dtype == np.float32
+    assert np.allclose(x.min(axis=(1, 2)), 0) and np.allclose(x.max(axis=(1, 2)), 1)
+    assert np.allclose(x * 255, np.round(x * 255), atol=1e-4)  # 8-bit levels, as the composite PNGs
+    # Where the warp is, in input pixels; it moves right (u > 0) and up (v < 0).
+    region = box.scaled(recipe.crop_width / recipe.crop_height)
+    col = (MOTION.cx * onset.shape[1] - region.x) / region.width * 28
+    row = (MOTION.cy * onset.shape[0] - region.y) / region.height * 28
+    near = np.hypot(*(np.mgrid[0:28, 0:28] - np.array([row, col])[:, None, None])) <= 4
+    assert x[0][near].mean() > np.median(x[0]) + 0.1
+    assert x[1][near].mean() < np.median(x[1]) - 0.1
+    assert x[2][near].mean() > 2 * x[2][~near].mean()
+
+
+def test_flow_sign_convention_on_a_pure_shift():
+    rng = np.random.default_rng(0)
+    onset = cv2.GaussianBlur((rng.random((80, 80)) * 255).astype(np.uint8), (7, 7), 2)
+    apex = warp_image(onset, np.dstack([np.full((80, 80), 1.5), np.full((80, 80), -1.0)]).astype(np.float32))
+    for params in (TVL1Params(), FarnebackParams()):
+        flow = compute_flow(onset, apex, params)[10:-10, 10:-10]
+        assert abs(np.median(flow[..., 0]) - 1.5) < 0.3 and abs(np.median(flow[..., 1]) + 1.0) < 0.3
+
+
+def test_bad_flows_raise_flow_error(pair_and_box):
+    onset, apex, box = pair_and_box
+    bad = np.zeros((170, 140, 2), np.float32)
+    bad[3, 3, 0] = np.nan
+    with pytest.raises(FlowError):
+        flow_to_input(bad, InputRecipe.composite())
+    o, a = crop_pair(onset, apex, InputRecipe.composite(), box)
+    with pytest.raises(FlowError):
+        compute_flow(o, a[:-1], TVL1Params())
+    # No motion at all: every channel is constant, and the stretch gives zeros instead of NaN.
+    assert not flow_to_input(np.zeros((20, 20, 2), np.float32), InputRecipe.composite()).any()
+
+
+def test_max_flow_apex_finds_the_peak(locator):
+    frames = clip_frames(6, peak=3)
+    box = locator.locate(frames[0])
+    crops = [crop_pair(frames[0], f, InputRecipe.paper(), box)[1] for f in frames]
+    assert max_flow_apex(crops) == 3
+
+
+@pytest.mark.skipif(not cuda_available(), reason="this OpenCV build has no CUDA device (no PyPI wheel has CUDA)")
+def test_cuda_flow_matches_the_cpu_direction(pair_and_box):
+    onset, apex, box = pair_and_box
+    o, a = crop_pair(onset, apex, InputRecipe.composite(), box)
+    for params in (TVL1Params(), FarnebackParams()):
+        cpu = cv2.optflow.DualTVL1OpticalFlow_create().calc(o, a, None) if isinstance(params, TVL1Params) \
+            else cv2.calcOpticalFlowFarneback(o, a, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        gpu = compute_flow(o, a, params)  # the CUDA path, chosen because a device is present
+        for c in (0, 1):
+            assert np.corrcoef(cpu[..., c].ravel(), gpu[..., c].ravel())[0, 1] > 0.8
