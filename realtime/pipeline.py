@@ -1,0 +1,161 @@
+"""The live pipeline without any I/O: frame in -> face box, motion signal, finished events out.
+
+The CLI feeds it from a source and writes what comes out; the benchmark drives it directly and reads
+the per-stage timings it keeps. Recognition (face mesh, the recipe's optical flow, the model) takes
+far longer than a frame, so it runs on a worker thread (OpenCV and the runtimes release the GIL):
+the frame loop keeps pace with the camera, and an event comes out of a later process() call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import cv2
+
+from epir_core.errors import EPIRError
+from epir_core.preprocess import FaceBox
+from realtime.recognition import Recognizer
+from realtime.sources import Frame
+from realtime.spotting import Spotter, SpotterConfig
+from realtime.tracking import FaceTracker, TrackerConfig
+
+FRAME_STAGES = ("grey", "track", "spot", "total")
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    spotter: SpotterConfig = field(default_factory=SpotterConfig)
+    min_confidence: float = 0.0  # events below it are kept but marked not accepted
+
+
+@dataclass(frozen=True)
+class Event:
+    onset_frame: int  # 0-based source frame indices
+    apex_frame: int
+    offset_frame: int
+    onset_s: float
+    apex_s: float
+    offset_s: float
+    label: str
+    probs: dict[str, float]
+    confidence: float
+    accepted: bool  # confidence >= LiveConfig.min_confidence
+    motion_score: float  # apex score and the threshold it crossed, face widths
+    threshold: float
+    box: tuple[int, int, int, int]  # x, y, width, height the flow was computed in
+    latency_ms: dict[str, float]  # spot (apex capture -> event spotted), locate, input, inference, frame_to_label
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["latency_ms"] = {k: round(v, 2) for k, v in self.latency_ms.items()}
+        d["motion_score"], d["threshold"] = round(self.motion_score, 5), round(self.threshold, 5)
+        return d
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    frame: Frame
+    box: FaceBox | None
+    motion: float  # residual motion vs frame i-k, face widths (nan without a face or history)
+    threshold: float  # the apex-score threshold in force (nan/inf during warm-up)
+    events: list[Event]
+    ms: dict[str, float]  # per FRAME_STAGES
+
+
+class StageTimer:
+    """Running per-stage timing totals (ms) over every processed frame."""
+
+    def __init__(self):
+        self.frames = 0
+        self.total_ms = dict.fromkeys(FRAME_STAGES, 0.0)
+
+    def add(self, ms: dict[str, float]) -> None:
+        self.frames += 1
+        for k, v in ms.items():
+            self.total_ms[k] += v
+
+    def mean_ms(self) -> dict[str, float]:
+        return {k: v / max(self.frames, 1) for k, v in self.total_ms.items()}
+
+
+class LivePipeline:
+    """process(frame) for every frame in order, then finish(). An event comes out once it is
+    recognised: k frames (gap_s) after its end plus the recognition time."""
+
+    def __init__(self, config: LiveConfig, fps: float, recognizer: Recognizer, locator=None):
+        self.config, self.fps, self.recognizer = config, fps, recognizer
+        self.tracker = FaceTracker(config.tracker, fps, locator=locator or recognizer.locator)
+        self.spotter = Spotter(config.spotter, fps)
+        self._frames: deque[Frame] = deque(maxlen=self.spotter.history_frames)
+        self.timer = StageTimer()
+        self.events: list[Event] = []
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epir-recognise")
+        self._pending: deque[Future] = deque()
+        self.failures: list[str] = []
+
+    def process(self, frame: Frame) -> FrameResult:
+        t0 = time.perf_counter()
+        grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        t1 = time.perf_counter()
+        box = self.tracker.update(grey, frame.image)
+        t2 = time.perf_counter()
+        spot = None
+        if box is None:
+            self.spotter.reset()
+        else:
+            spot = self.spotter.update(frame.index, grey, box)
+        self._frames.append(frame)
+        if spot is not None:
+            frames = {f.index: f for f in self._frames}
+            pair = (frames[spot.onset], frames[spot.apex], frames[spot.offset])
+            self._pending.append(self._worker.submit(self._recognise, spot, pair, box, time.perf_counter()))
+        t3 = time.perf_counter()
+        events = self._collect(wait=False)
+        ms = {"grey": t1 - t0, "track": t2 - t1, "spot": t3 - t2, "total": time.perf_counter() - t0}
+        ms = {k: v * 1e3 for k, v in ms.items()}
+        self.timer.add(ms)
+        return FrameResult(frame, box, self.spotter.motion, self.spotter.threshold, events, ms)
+
+    def finish(self) -> list[Event]:
+        """Wait for the events still being recognised, and stop the worker."""
+        events = self._collect(wait=True)
+        self._worker.shutdown()
+        return events
+
+    def _collect(self, wait: bool) -> list[Event]:
+        """Finished recognitions, in spotting order; an event whose input could not be made (say, a
+        non-finite flow) is counted in `failures` and dropped, the stream goes on."""
+        events = []
+        while self._pending and (wait or self._pending[0].done()):
+            try:
+                events.append(self._pending.popleft().result())
+            except EPIRError as e:
+                self.failures.append(str(e))
+        self.events += events
+        return events
+
+    def _recognise(self, spot, frames: tuple[Frame, Frame, Frame], box: FaceBox, spotted: float) -> Event:
+        onset, apex, offset = frames
+        result = self.recognizer(onset.image, apex.image, box)
+        done = time.perf_counter()
+        latency = {"spot": (spotted - apex.arrival) * 1e3, **result.ms, "frame_to_label": (done - apex.arrival) * 1e3}
+        return Event(
+            onset_frame=spot.onset,
+            apex_frame=spot.apex,
+            offset_frame=spot.offset,
+            onset_s=round(onset.time_s, 4),
+            apex_s=round(apex.time_s, 4),
+            offset_s=round(offset.time_s, 4),
+            label=result.label,
+            probs=result.probs,
+            confidence=result.confidence,
+            accepted=result.confidence >= self.config.min_confidence,
+            motion_score=spot.score,
+            threshold=spot.threshold,
+            box=(result.box.x, result.box.y, result.box.width, result.box.height),
+            latency_ms=latency,
+        )

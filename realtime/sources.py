@@ -1,0 +1,189 @@
+"""Frame sources: a camera, a video file or a folder of images, behind one interface.
+
+Every source is read by its own capture thread into a bounded ring buffer, so decoding overlaps with
+processing. A live source (a camera, or a file played with `realtime=True`) never waits for the
+consumer: when the buffer is full the oldest frame is dropped and counted. A file played as fast
+as possible instead blocks the reader, so that no frame is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from epir_core.errors import EPIRError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+CAMERA_FALLBACK_FPS = 30.0
+
+
+class SourceError(EPIRError):
+    """The source cannot be opened, or reading it failed (exit code 3)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # 0-based index in the source; gaps mean dropped frames
+    time_s: float  # source time: index / fps for files, capture time for a camera
+    image: np.ndarray  # H x W x 3 uint8 BGR
+    arrival: float  # time.perf_counter() when the frame was captured, for latency
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # camera | video | frames
+    target: str  # camera index, video path or frames folder
+    fps: float | None = None  # override (required for frames; a camera's own report may be wrong)
+    realtime: bool = False  # play a file at its own rate, dropping frames when behind
+    buffer_frames: int = 8  # ring-buffer length; 8 frames absorb a ~0.25 s stall at 30 fps
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+
+Reader = Callable[[], np.ndarray | None]  # returns the next BGR frame, or None at the end
+
+
+class FrameSource:
+    """Iterate over `Frame`s; `fps`, `dropped` and `frames_read` describe the stream."""
+
+    def __init__(self, spec: SourceSpec, reader: Reader, fps: float, live: bool, close: Callable[[], None]):
+        self.spec, self.fps, self.live = spec, fps, live
+        self.dropped = 0
+        self.frames_read = 0
+        self._reader, self._close = reader, close
+        self._buffer: deque[Frame] = deque()
+        self._cond = threading.Condition()
+        self._done = False
+        self._stop = False
+        self._error: str | None = None
+        # Started by the first iteration, so frames do not pile up (and drop) while the caller is
+        # still loading its models.
+        self._thread = threading.Thread(target=self._capture, name="epir-capture", daemon=True)
+
+    def _capture(self) -> None:
+        start = time.perf_counter()
+        index = 0
+        try:
+            while not self._stop:
+                if self.live and self.spec.kind != "camera":
+                    # --realtime file: wait for the frame's own time, as a camera would deliver it
+                    delay = start + index / self.fps - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                image = self._reader()
+                if image is None:
+                    break
+                now = time.perf_counter()
+                t = now - start if self.spec.kind == "camera" else index / self.fps
+                self._push(Frame(index, t, image, now))
+                index += 1
+        except SourceError as e:
+            self._error = str(e)
+        except cv2.error as e:
+            self._error = f"reading {self.spec.describe()} failed: {str(e).strip().splitlines()[-1]}"
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _push(self, frame: Frame) -> None:
+        with self._cond:
+            if self.live:
+                if len(self._buffer) >= self.spec.buffer_frames:
+                    self._buffer.popleft()
+                    self.dropped += 1
+            else:
+                self._cond.wait_for(lambda: len(self._buffer) < self.spec.buffer_frames or self._stop)
+            self._buffer.append(frame)
+            self.frames_read += 1
+            self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        self._thread.start()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._buffer or self._done)
+                if not self._buffer:
+                    break
+                frame = self._buffer.popleft()
+                self._cond.notify_all()
+            yield frame
+        if self._error:
+            raise SourceError(self._error)
+        if self.frames_read == 0:
+            raise SourceError(f"no frame could be read from {self.spec.describe()}")
+        if self.spec.kind == "camera" and not self._stop:
+            raise SourceError(f"camera {self.spec.target} stopped delivering frames")
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+        self._close()
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_source(spec: SourceSpec) -> FrameSource:
+    """Open a source; raises SourceError with a one-line reason when it cannot be opened."""
+    if spec.kind == "frames":
+        return _open_frames(spec)
+    if spec.kind == "camera":
+        cap = cv2.VideoCapture(int(spec.target))
+    elif spec.kind == "video":
+        if not Path(spec.target).is_file():
+            raise SourceError(f"video not found: {spec.target}")
+        cap = cv2.VideoCapture(str(spec.target))
+    else:
+        raise ValueError(f"unknown source kind {spec.kind!r}")
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"cannot open {spec.describe()}")
+    reported = cap.get(cv2.CAP_PROP_FPS)
+    fps = spec.fps or (reported if reported and 1 <= reported <= 1000 else None)
+    if fps is None:
+        if spec.kind == "video":
+            cap.release()
+            raise SourceError(f"{spec.target} does not state its frame rate; pass --fps")
+        fps = CAMERA_FALLBACK_FPS
+
+    def read() -> np.ndarray | None:
+        ok, image = cap.read()
+        return image if ok else None
+
+    live = spec.kind == "camera" or spec.realtime
+    return FrameSource(spec, read, fps, live, cap.release)
+
+
+def _open_frames(spec: SourceSpec) -> FrameSource:
+    folder = Path(spec.target)
+    if not folder.is_dir():
+        raise SourceError(f"frames folder not found: {folder}")
+    if not spec.fps:
+        raise SourceError("a frames folder needs its frame rate: pass --fps")
+    files = iter(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+
+    def read() -> np.ndarray | None:
+        path = next(files, None)
+        if path is None:
+            return None
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"cannot read image {path}")
+        return image
+
+    return FrameSource(spec, read, float(spec.fps), spec.realtime, lambda: None)
