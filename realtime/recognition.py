@@ -22,8 +22,9 @@ class Recognition:
 
 
 class Recognizer:
-    """The tight face box comes from the face mesh on the apex frame (the box the training crops
-    used); the tracked box is the fallback when the mesh finds no face."""
+    """The tight face box comes from the face mesh on the onset frame, as in `train.prepare`, so live
+    inputs are cropped the way training inputs were; the tracked box is the fallback when the mesh
+    finds no face."""
 
     def __init__(self, backend: Backend, class_names: tuple[str, ...], recipe: InputRecipe, locator):
         self.backend, self.class_names, self.recipe, self.locator = backend, class_names, recipe, locator
@@ -31,7 +32,7 @@ class Recognizer:
     def __call__(self, onset_bgr: np.ndarray, apex_bgr: np.ndarray, tracked_box: FaceBox) -> Recognition:
         t0 = time.perf_counter()
         try:
-            box = self.locator.locate(apex_bgr)
+            box = self.locator.locate(onset_bgr)
         except (NoFaceError, FaceTooSmallError):
             box = tracked_box
         t1 = time.perf_counter()

@@ -1,0 +1,149 @@
+"""The live app's own pieces, timed: the test clip, the spotting flow, the live model backend, and the
+whole pipeline end to end (sustained frames per second, apex arrival -> label latency)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import time
+
+import cv2
+import numpy as np
+
+from benchmarks.config import BenchConfig
+from benchmarks.timing import Stats, time_callable, time_samples
+
+CLASS_NAMES = ("negative", "positive", "surprise")
+EXPRESSION = (5, 12)  # frames onset -> apex and onset -> offset, as in the demo clip
+_E2E_KEYS = ("frames", "fps_sustained", "process_ms_mean", "dropped_frames", "events_expected",
+             "events_spotted", "apex_to_label_ms", "recognise_ms", "backend")
+
+
+class StageSkipped(Exception):
+    """The stage cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class TestClip:
+    path: Path
+    fps: float
+    frames: int
+    apex: int | None  # frame index of the expression's apex
+    face_box: tuple[int, int, int, int]  # x, y, w, h of the pasted face at the apex (approximate)
+    face_source: str
+
+
+def make_test_clip(cfg: BenchConfig, data_root: Path, workdir: Path) -> TestClip:
+    """The live app's demo clip (640x480, 30 fps, one expression) lasting cfg.video_seconds."""
+    from realtime.demo_clip import ClipSpec, make_clip
+
+    faces = sorted((data_root / "megc2019_composite" / "apex_face_224").glob("*.jpg"))
+    face_file, source = (faces[0], f"composite apex face {faces[0].name}") if faces else (
+        _texture_face(workdir), f"random texture (no composite faces under {data_root})")
+    fps = 30.0
+    frames = round(cfg.video_seconds * fps)
+    # The spotter needs ~1 s of history, and k frames after the offset to close the event.
+    onset = max(round(1.2 * fps), frames // 2 - EXPRESSION[0])
+    has_event = onset + EXPRESSION[1] + 10 < frames
+    spec = ClipSpec(fps=fps, seconds=cfg.video_seconds, onset=onset if has_event else None,
+                    apex=onset + EXPRESSION[0], offset=onset + EXPRESSION[1])
+    truth = make_clip(workdir / "clip.mp4", spec, face_file)
+    # The demo clip drifts the face from the frame's centre; at the apex it is within a few pixels.
+    x, y = (spec.width - spec.face_px) // 2, (spec.height - spec.face_px) // 2
+    return TestClip(Path(truth.path), truth.fps, truth.frames, truth.apex, (x, y, spec.face_px, spec.face_px),
+                    source)
+
+
+def _texture_face(workdir: Path) -> Path:
+    """A smooth random texture: optical flow has something to track, the face detector will not fire."""
+    noise = np.random.default_rng(0).uniform(0, 255, (224, 224, 3)).astype(np.float32)
+    texture = cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 4), None, 0, 255, cv2.NORM_MINMAX)
+    path = workdir / "texture_face.png"
+    cv2.imwrite(str(path), texture.astype(np.uint8))
+    return path
+
+
+def spotting_flow(frames: list[np.ndarray], clip: TestClip) -> Stats:
+    """Spotter.update on every frame (its DIS flow on a small crop vs frame i-k, plus scoring)."""
+    from epir_core.preprocess import FaceBox
+    from realtime.spotting import Spotter, SpotterConfig
+
+    spotter = Spotter(SpotterConfig(), clip.fps)
+    box = FaceBox(*clip.face_box)
+    samples = []
+    for i, frame in enumerate(frames):
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        t0 = time.perf_counter()
+        spotter.update(i, grey, box)
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return time_samples(samples[spotter.k :])  # the first k frames have no reference yet: no flow
+
+
+def live_backend(cfg: BenchConfig, workdir: Path):
+    """The live app's backend (cfg.live_backend; "auto" = what it picks) for a default-preset model.
+    Random weights: the cost is the same as a trained model's."""
+    import torch
+
+    from epir_core import build_model
+    from realtime.backends import BackendUnavailable, make_backend
+
+    torch.manual_seed(0)
+    try:
+        return make_backend(build_model(num_classes=len(CLASS_NAMES)).eval(), cfg.live_backend, cfg.device, workdir,
+                            "bench")
+    except BackendUnavailable as e:
+        raise StageSkipped(str(e)) from e
+
+
+def live_model(cfg: BenchConfig, backend) -> Stats:
+    """One call of the live backend on a 1 x 3 x 28 x 28 numpy input, host copies included."""
+    x = np.random.default_rng(0).random((1, 3, 28, 28), dtype=np.float32)
+    return time_callable(lambda: backend(x), cfg.warmup, cfg.pipeline_runs)
+
+
+def end_to_end(cfg: BenchConfig, clip: TestClip, backend, locator) -> dict:
+    """Two passes of the clip through the live pipeline, decoding in its capture thread as live:
+    as fast as possible (sustained fps), then at the clip's own rate (latency as a camera sees it)."""
+    from epir_core.preprocess import InputRecipe
+    from realtime.pipeline import LiveConfig, LivePipeline
+    from realtime.recognition import Recognizer
+    from realtime.sources import SourceSpec, open_source
+
+    def run(realtime: bool) -> tuple[LivePipeline, float, int]:
+        recipe = InputRecipe.composite()  # what a model trained on the composite carries
+        pipeline = LivePipeline(LiveConfig(), clip.fps, Recognizer(backend, CLASS_NAMES, recipe, locator), locator)
+        with open_source(SourceSpec("video", str(clip.path), fps=clip.fps, realtime=realtime)) as source:
+            t0 = time.perf_counter()
+            for frame in source:
+                pipeline.process(frame)
+            return pipeline, time.perf_counter() - t0, source.dropped
+
+    fast, wall_s, _ = run(realtime=False)
+    paced, _, dropped = run(realtime=True)
+    latencies = [e.latency_ms["frame_to_label"] for e in paced.events]
+    recognise = [e.latency_ms["frame_to_label"] - e.latency_ms["spot"] for e in paced.events]
+    return {
+        "status": "ok",
+        "reason": None if latencies else "no event was spotted in the clip, so no latency",
+        "frames": fast.timer.frames,
+        "fps_sustained": fast.timer.frames / wall_s,
+        "process_ms_mean": fast.timer.mean_ms(),
+        "dropped_frames": dropped,
+        "events_expected": int(clip.apex is not None),
+        "events_spotted": len(paced.events),
+        "apex_to_label_ms": _summary(latencies),
+        "recognise_ms": _summary(recognise),
+        "backend": backend.name,
+    }
+
+
+def skipped_end_to_end(status: str, reason: str) -> dict:
+    """The end-to-end entry, all measurements null, when it was skipped or failed."""
+    return dict.fromkeys(_E2E_KEYS) | {"status": status, "reason": reason}
+
+
+def _summary(samples: list[float]) -> dict | None:
+    if not samples:
+        return None
+    stats = time_samples(samples)
+    return {"median_ms": stats.median_ms, "p95_ms": stats.p95_ms, "max_ms": max(samples), "events": len(samples)}

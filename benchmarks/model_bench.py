@@ -1,0 +1,166 @@
+"""Model cost: parameters and MACs of every preset, latency per backend / batch / precision, peak memory,
+and where the time of one eager forward pass goes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks.backends import BackendUnavailable, first_line, open_backend
+from benchmarks.config import BenchConfig
+from benchmarks.memory import peak_memory
+from benchmarks.timing import Stats, time_callable
+
+NUM_CLASSES = 3  # CDE, the paper's protocol and the shipped model's
+INPUT_SHAPE = (3, 28, 28)
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+def bench_model(cfg: BenchConfig, workdir: Path, progress: Callable[[str], None]) -> dict:
+    torch.manual_seed(0)
+    try:
+        from epir_core import build_model
+    except ImportError as e:
+        reason = f"model code not importable: {e}"
+        return {"status": "skipped", "reason": reason, "complexity": [], "latency": [], "breakdown": None}
+
+    complexity = []
+    for name in cfg.count_presets:
+        progress(f"counting {name}")
+        complexity.append(_complexity(name, build_model(preset=name, num_classes=NUM_CLASSES).eval()))
+
+    latency = []
+    for name in cfg.latency_presets:
+        for dtype in cfg.dtypes:
+            for batch in cfg.batches:
+                for backend in cfg.backends if batch == 1 else cfg.throughput_backends:
+                    progress(f"timing {name} {backend} batch {batch} {dtype}")
+                    latency.append(_latency(name, backend, batch, dtype, cfg, workdir))
+
+    breakdown = None
+    if cfg.breakdown:
+        progress("eager per-module breakdown")
+        breakdown = _breakdown(build_model(preset="epir", num_classes=NUM_CLASSES).eval(), cfg)
+    return {"status": "ok", "reason": None, "complexity": complexity, "latency": latency, "breakdown": breakdown}
+
+
+def _complexity(preset: str, model: nn.Module) -> dict:
+    from epir_core.complexity import count_parameters
+
+    row = {"preset": preset, "num_classes": NUM_CLASSES, "params": count_parameters(model)}
+    try:
+        from epir_core.complexity import MAC_COUNTER, count_macs
+
+        with torch.no_grad():
+            macs = count_macs(model, input_shape=INPUT_SHAPE)
+        return row | {"macs": int(macs), "macs_counter": MAC_COUNTER, "macs_reason": None}
+    except ImportError as e:  # ptflops is a dev extra, absent on the GPU machine
+        return row | {"macs": None, "macs_counter": None, "macs_reason": str(e)}
+
+
+def _latency(preset: str, backend: str, batch: int, dtype: str, cfg: BenchConfig, workdir: Path) -> dict:
+    """One row of the latency table: random weights of `preset` (the cost does not depend on them)."""
+    from epir_core import build_model
+
+    row = {"preset": preset, "backend": backend, "batch": batch, "dtype": dtype, "device": cfg.device}
+    empty = dict.fromkeys(Stats.keys() + ["per_sample_ms", "samples_per_s", "setup_s", "peak_memory_bytes",
+                                          "peak_memory_method"])
+    if dtype == "fp16" and cfg.device != "cuda":
+        return row | empty | {"status": "skipped", "reason": "fp16 is measured on a GPU only"}
+
+    cuda = cfg.device == "cuda"
+    runs = cfg.runs if batch == 1 else cfg.throughput_runs
+    try:
+        memory = _footprint(preset, batch, dtype, cfg) if backend == "eager" else None
+        model = build_model(preset=preset, num_classes=NUM_CLASSES).eval().to(cfg.device, _DTYPES[dtype])
+        x = torch.rand(batch, *INPUT_SHAPE, device=cfg.device).to(_DTYPES[dtype])  # B x 3 x 28 x 28 in [0, 1]
+        t0 = time.perf_counter()
+        with open_backend(backend, model, x, cfg.threads, workdir) as run:
+            setup_s = time.perf_counter() - t0  # export / compile time, kept out of the latency
+            stats = time_callable(run, cfg.warmup, runs, cuda=cuda)
+    except BackendUnavailable as e:
+        return row | empty | {"status": "skipped", "reason": str(e)}
+    except Exception as e:  # one broken backend/precision is a "failed" row, not a lost run
+        return row | empty | {"status": "failed", "reason": first_line(e)}
+    return row | stats.to_dict() | {
+        "status": "ok",
+        "reason": None,
+        "per_sample_ms": stats.median_ms / batch,
+        "samples_per_s": 1e3 * batch / stats.median_ms,
+        "setup_s": setup_s,
+        "peak_memory_bytes": memory.bytes if memory else None,
+        "peak_memory_method": memory.method if memory else None,
+    }
+
+
+def _footprint(preset: str, batch: int, dtype: str, cfg: BenchConfig):
+    """Peak memory of building the model on the device and running one forward pass: weights plus
+    activations. Measured before the timed runs, whose warm allocator would hide the activations."""
+    from epir_core import build_model
+
+    def build_and_run() -> None:
+        model = build_model(preset=preset, num_classes=NUM_CLASSES).eval().to(cfg.device, _DTYPES[dtype])
+        x = torch.rand(batch, *INPUT_SHAPE, device=cfg.device).to(_DTYPES[dtype])
+        with torch.no_grad():
+            model(x)
+
+    return peak_memory(build_and_run, cfg.device == "cuda")
+
+
+def _breakdown(model: nn.Module, cfg: BenchConfig) -> dict:
+    """Median time per part of one eager batch-1 forward; "other" is the time spent in no submodule."""
+    model = model.to(cfg.device)
+    x = torch.rand(1, *INPUT_SHAPE, device=cfg.device)
+    cuda = cfg.device == "cuda"
+    per_call: dict[str, list[float]] = defaultdict(list)  # "blocks.3" -> ms of each call
+    starts: dict[str, float] = {}
+
+    def clock() -> float:
+        if cuda:
+            torch.cuda.synchronize()  # host clocks around a module need the queue drained
+        return time.perf_counter()
+
+    handles = []
+    for name, module in _timed_parts(model):
+        handles.append(module.register_forward_pre_hook(lambda m, a, n=name: starts.__setitem__(n, clock())))
+        handles.append(
+            module.register_forward_hook(lambda m, a, o, n=name: per_call[n].append((clock() - starts[n]) * 1e3))
+        )
+    totals = []
+    with torch.no_grad():
+        for i in range(cfg.warmup + cfg.runs):
+            t0 = clock()
+            model(x)
+            if i >= cfg.warmup:
+                totals.append((clock() - t0) * 1e3)
+    for h in handles:
+        h.remove()
+
+    kinds = dict(_timed_parts(model))
+    total = float(np.median(totals))
+    rows = [
+        {"module": name, "kind": type(kinds[name]).__name__, "median_ms": float(np.median(samples[cfg.warmup :]))}
+        for name, samples in per_call.items()
+    ]
+    inside = sum(r["median_ms"] for r in rows)
+    rows.append({"module": "other", "kind": "outside submodules", "median_ms": max(0.0, total - inside)})
+    for r in rows:
+        r["share"] = r["median_ms"] / total
+    return {"preset": "epir", "batch": 1, "dtype": "fp32", "total_ms": total, "modules": rows}
+
+
+def _timed_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The model's direct children, with module lists opened one level (so each block is timed)."""
+    parts = []
+    for name, child in model.named_children():
+        if isinstance(child, (nn.ModuleList, nn.Sequential)):
+            parts.extend((f"{name}.{i}", c) for i, c in enumerate(child))
+        else:
+            parts.append((name, child))
+    return parts

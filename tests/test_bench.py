@@ -1,0 +1,187 @@
+"""epir-bench: the record's schema, the MAC arithmetic, goal bookkeeping and a real --quick run.
+
+No test asserts a timing: the numbers depend on the machine; only their presence and types are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.backends import BackendUnavailable, open_backend
+from benchmarks.config import make_config
+from benchmarks.goals import MODEL_CPU, PIPELINE_FPS, REFERENCE
+from benchmarks.record import SCHEMA_VERSION, check_goals
+from benchmarks.report import append_jsonl
+from benchmarks.timing import time_callable
+
+REPO = Path(__file__).resolve().parents[1]
+NUM = (int, float)
+STATS = {"median_ms": float, "p95_ms": float, "mean_ms": float, "min_ms": float, "runs": int, "warmup": int,
+         "timer": str}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[dict, Path]:
+    """One real `--quick --json --output` run through the console entry point (about 15 s on 2 idle cores).
+    One thread: two torch threads on two cores busy with other tests slow the model down tenfold."""
+    out = tmp_path_factory.mktemp("bench") / "runs.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli", "--quick", "--json", "--device", "cpu", "--threads", "1",
+         "--output", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout), out
+
+
+def _check_types(row: dict, spec: dict, nullable: bool = False) -> None:
+    for key, kind in spec.items():
+        assert key in row, key
+        if row[key] is None and nullable:
+            continue
+        assert isinstance(row[key], kind), (key, row[key])
+
+
+def test_quick_run_record_has_every_field_with_its_type(quick_run):
+    record, _ = quick_run
+    _check_types(record, {"schema_version": int, "created_utc": str, "command": list, "config": dict,
+                          "environment": dict, "reference": dict, "model": dict, "pipeline": dict, "goals": list,
+                          "elapsed_s": float})
+    assert record["schema_version"] == SCHEMA_VERSION
+    assert record["config"]["mode"] == "quick" and record["config"]["device"] == "cpu"
+
+    env = record["environment"]
+    _check_types(env, {"python": str, "platform": str, "cpu": str, "cpu_count": int, "versions": dict,
+                       "threads": dict, "opencv_cuda_devices": int, "load_average_1m": float})
+    _check_types(env, {"git_commit": str, "git_dirty": bool, "gpu": str, "cuda": str, "memory_gb": float},
+                 nullable=True)
+    assert env["threads"]["torch"] == 1 and env["versions"]["torch"] == torch.__version__
+    assert env["gpu"] is None
+
+    model = record["model"]
+    assert model["status"] == "ok"
+    (count,) = model["complexity"]  # --quick counts the default preset only
+    assert count["preset"] == "epir" and count["params"] == REFERENCE["epir_params_exact"]
+    for row in model["latency"]:
+        _check_types(row, {"preset": str, "backend": str, "batch": int, "dtype": str, "device": str, "status": str})
+        _check_types(row, STATS | {"per_sample_ms": float, "samples_per_s": float, "setup_s": float,
+                                   "peak_memory_bytes": int, "peak_memory_method": str, "reason": str},
+                     nullable=True)
+    eager = [r for r in model["latency"] if r["backend"] == "eager"]
+    assert eager and all(r["status"] == "ok" and r["median_ms"] > 0 for r in eager)
+    assert eager[0]["peak_memory_bytes"] > 0  # at least the weights: 7 M fp32 parameters
+    assert eager[0]["median_ms"] <= eager[0]["p95_ms"]
+
+    pipe = record["pipeline"]
+    assert pipe["status"] == "ok" and pipe["reason"] is None and pipe["frame_size"] == [640, 480]
+    _check_types(pipe["clip"], {"frames": int, "fps": float, "face": str})
+    stages = {r["stage"] for r in pipe["stages"]}
+    assert {"decode", "face_detection", "tracking", "spotting_flow", "event_input", "model"} <= stages
+    for row in pipe["stages"]:
+        _check_types(row, {"stage": str, "variant": str, "device": str, "status": str})
+        assert row["status"] in ("ok", "skipped", "failed")
+        _check_types(row, STATS | {"reason": str}, nullable=True)
+        assert (row["median_ms"] is not None) == (row["status"] == "ok")
+    e2e = pipe["end_to_end"]
+    _check_types(e2e, {"status": str, "frames": int, "fps_sustained": float, "process_ms_mean": dict,
+                       "dropped_frames": int, "events_expected": int, "events_spotted": int, "backend": str})
+
+    assert [g["id"] for g in record["goals"]] == ["model_cpu_b1", "pipeline_fps", "apex_to_label", "tensorrt_b1"]
+    for goal in record["goals"]:
+        assert goal["status"] in ("met", "missed", "not_measured")
+        assert (goal["measured"] is None) == (goal["status"] == "not_measured")
+    assert record["goals"][-1]["status"] == "not_measured"  # no TensorRT without a GPU
+
+
+def test_quick_run_appends_the_same_record_as_one_json_line(quick_run):
+    record, path = quick_run
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0]) == record
+
+
+def test_append_jsonl_keeps_earlier_records(tmp_path):
+    path = tmp_path / "sub" / "runs.jsonl"
+    append_jsonl({"run": 1}, path)
+    append_jsonl({"run": 2}, path)
+    assert [json.loads(line)["run"] for line in path.read_text().splitlines()] == [1, 2]
+
+
+def test_default_preset_macs_are_the_papers_arithmetic():
+    pytest.importorskip("ptflops", reason="MACs are counted with ptflops (a dev extra)")
+    from benchmarks.model_bench import _complexity
+    from epir_core import build_model
+
+    row = _complexity("epir", build_model(preset="epir", num_classes=3).eval())
+    assert row["macs"] == 84_026_783 == REFERENCE["epir_macs_exact"]
+    assert row["params"] == 7_025_352
+    assert "ptflops" in row["macs_counter"] and row["macs_reason"] is None
+    assert round(row["macs"] / 1e6, 2) == REFERENCE["epir_flops"] / 1e6
+
+
+def test_time_callable_runs_warmup_then_timed_runs():
+    calls = []
+    stats = time_callable(lambda: calls.append(1), warmup=3, runs=7)
+    assert len(calls) == 10
+    assert stats.runs == 7 and stats.warmup == 3 and stats.timer == "perf_counter"
+    assert 0 <= stats.min_ms <= stats.median_ms <= stats.p95_ms
+
+
+def test_unavailable_backends_are_skips_with_a_reason(tmp_path):
+    model = torch.nn.Linear(4, 2).eval()
+    x = torch.rand(1, 4)
+    with pytest.raises(BackendUnavailable, match="CUDA"):
+        with open_backend("tensorrt", model, x, 1, tmp_path):
+            pass
+    with pytest.raises(BackendUnavailable, match="fp16"):
+        with open_backend("onnxruntime", model.half(), x.half(), 1, tmp_path):
+            pass
+
+
+def test_fp16_on_cpu_is_recorded_as_skipped(tmp_path):
+    from benchmarks.model_bench import _latency
+
+    row = _latency("epir", "eager", 1, "fp16", make_config("quick", "cpu", 1), tmp_path)
+    assert row["status"] == "skipped" and "GPU" in row["reason"] and row["median_ms"] is None
+
+
+def _row(backend: str, median: float | None, status: str = "ok", reason: str | None = None) -> dict:
+    return {"backend": backend, "batch": 1, "dtype": "fp32", "device": "cpu", "status": status,
+            "median_ms": median, "reason": reason}
+
+
+def test_goals_take_the_fastest_backend_and_report_margins():
+    e2e = {"fps_sustained": 75.0, "apex_to_label_ms": {"median_ms": 80.0}, "recognise_ms": {"median_ms": 30.0},
+           "reason": None}
+    record = {"environment": {"threads": {"torch": 2}}, "model": {"latency": [_row("eager", 12.0), _row("onnxruntime", 4.0),
+                                    _row("tensorrt", None, "skipped", "TensorRT needs a CUDA device")]},
+              "pipeline": {"end_to_end": e2e}}
+    model, fps, latency, trt = check_goals(record)
+    assert (model["status"], model["measured"], model["margin"]) == ("met", 4.0, 1.0)
+    assert model["reason"] == "onnxruntime fp32, 2 thread(s)"
+    assert (fps["status"], fps["margin"]) == ("met", 15.0)
+    assert (latency["status"], latency["margin"]) == ("missed", -30.0) and "recognition" in latency["reason"]
+    assert trt["status"] == "not_measured" and trt["reason"] == "TensorRT needs a CUDA device"
+
+
+def test_goal_check_signs():
+    assert MODEL_CPU.check(7.5)["margin"] == -2.5 and MODEL_CPU.check(7.5)["status"] == "missed"
+    assert PIPELINE_FPS.check(59.0)["status"] == "missed" and PIPELINE_FPS.check(60.0)["status"] == "met"
+
+
+def test_cli_rejects_quick_with_full():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", "--quick", "--full"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--quick" in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_cli_cuda_without_gpu_is_one_line_and_exit_3():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", "--device", "cuda"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3 and "no CUDA" in proc.stderr and "Traceback" not in proc.stderr
