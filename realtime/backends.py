@@ -13,7 +13,6 @@ by name and cannot be used raises BackendUnavailable (exit code 5).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 from dataclasses import dataclass
@@ -119,7 +118,7 @@ def _onnx(model, device, cache_dir, model_key):
     path = Path(cache_dir) / f"epir-{model_key}-b1.onnx"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(copy.deepcopy(model).cpu(), path, batch_size=1)
+        export_onnx(model, path, batch_size=1)  # exports a dense-merge CPU copy
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # measured steadier than 2 threads on the 2-core machine
     session = ort.InferenceSession(str(path), options, providers=[provider])
@@ -138,7 +137,11 @@ def _tensorrt(model, device, cache_dir, model_key):
         import torch_tensorrt
     except Exception as e:  # noqa: BLE001 - without TensorRT libraries the import raises a bare Exception
         raise BackendUnavailable(f"torch_tensorrt cannot be imported ({type(e).__name__})") from e
-    half = copy.deepcopy(model).half()  # fp16 via a half model: enabled_precisions is ignored in 2.13+
+    from epir_core.export import export_model
+
+    # The dense merge: torch-tensorrt's rewrite of the scatter merge truncates to integers.
+    # fp16 via a half model, because enabled_precisions is ignored from torch-tensorrt 2.13 on.
+    half = export_model(model).to("cuda").half()
     example = torch.rand(INPUT_SHAPE, device="cuda", dtype=torch.float16)
     key = "-".join(
         (torch.cuda.get_device_name(), f"torch{torch.__version__}", f"trt{torch_tensorrt.__version__}", "fp16", model_key)

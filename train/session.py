@@ -1,0 +1,206 @@
+"""What the training CLIs share: device choice, failure lines and exit codes, run facts, and the
+LOSO work loop (groups of folds with live progress, saved as each group finishes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import cv2
+import numpy as np
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from epir_core.checkpoint import save_checkpoint
+from train.config import TrainConfig
+from train.data.sampleset import SampleSet
+from train.engine import fold_model, train_group
+from train.folds import Fold, group_folds
+from train.report import build_report, draw_confusion, fold_record, print_table, write_predictions
+from train.runs import RunFolder, write_json_atomic
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_OUT_FOLDER = 3
+EXIT_INTERRUPTED = 130
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(os.environ.get("EPIR_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def fail(console: Console, message: str, code: int) -> NoReturn:
+    console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu or cuda, not {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """["dim=64", "center_input=true", "merge_mode=pair_mean"] -> {"dim": 64, "center_input": True, ...}:
+    JSON values where they parse, strings otherwise."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-set takes KEY=VALUE, not {item!r}")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def versions() -> dict:
+    def package(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:  # used from a checkout with PYTHONPATH=.
+            return None
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "python": sys.version.split()[0],
+        "torch": str(torch.__version__),  # TorchVersion is not a plain str: a safe torch.load refuses it
+        "cuda": torch.version.cuda,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "epir_live": package("epir-live"),
+        "git_commit": commit,
+    }
+
+
+def run_folds(
+    folder: RunFolder,
+    samples: SampleSet,
+    cfg: TrainConfig,
+    plan: dict[int, list[Fold]],  # seed -> folds
+    device: torch.device,
+    group_size: int,
+    checkpoints: bool,
+    console: Console,
+    after_group: Callable[[], object] = lambda: None,
+) -> None:
+    """Train every unfinished fold, a group at a time; each group is on disk (and `after_group` has
+    refreshed the reports) before the next starts."""
+    todo = {s: [f for f in folds if not folder.is_done(s, f.subject)] for s, folds in plan.items()}
+    # Batching folds pays on a GPU (one launch serves G folds); on the CPU it measured no faster,
+    # and single folds make the finest resume unit.
+    size = group_size or (1 if device.type == "cpu" else max(map(len, todo.values()), default=1) or 1)
+    with make_progress(console) as progress:
+        task = progress.add_task("LOSO", total=sum(map(len, todo.values())) * cfg.epochs, loss="-")
+        for seed, remaining in todo.items():
+            while remaining:
+                group = group_folds(remaining, size, cfg.batch_size)[0]
+                done_before = progress.tasks[0].completed
+                try:
+                    started = time.perf_counter()
+                    outcomes = train_group(
+                        group, samples.inputs, samples.labels, len(samples.class_names), cfg, seed, device,
+                        on_epoch=progress_callback(progress, task, f"seed {seed} · {_describe(group)}", len(group), cfg.epochs),
+                    )
+                    seconds = time.perf_counter() - started
+                except torch.cuda.OutOfMemoryError:
+                    if len(group) == 1:
+                        raise
+                    outcomes = None
+                if outcomes is None:  # outside the except block, so the failed step's tensors are freed
+                    size = len(group) // 2
+                    torch.cuda.empty_cache()
+                    progress.update(task, completed=done_before)
+                    console.print(f"out of GPU memory with {len(group)} folds at once: retrying with {size}")
+                    continue
+                info = {"id": group[0].subject, "folds": len(group), "epochs": cfg.epochs, "seconds": round(seconds, 2), "device": describe_device(device)}
+                _save_group(folder, samples, cfg, seed, outcomes, info, checkpoints)
+                after_group()
+                finished = {f.subject for f in group}
+                remaining = [f for f in remaining if f.subject not in finished]
+
+
+def make_progress(console: Console) -> Progress:
+    """Live display on stderr: what trains, bar of fold-epochs, mean training loss, elapsed, ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def progress_callback(progress: Progress, task, label: str, folds: int, epochs: int):
+    """An engine epoch callback that advances `task` by one epoch of `folds` folds."""
+
+    def on_epoch(epoch: int, losses: np.ndarray) -> None:
+        progress.update(task, advance=folds, loss=f"{losses.mean():.3f}", description=f"{label} · epoch {epoch}/{epochs}")
+
+    return on_epoch
+
+
+def _describe(group: list[Fold]) -> str:
+    return f"{len(group)} fold{'s' * (len(group) > 1)} ({group[0].subject}…{group[-1].subject})"
+
+
+def _save_group(folder: RunFolder, samples: SampleSet, cfg: TrainConfig, seed: int, outcomes, info: dict, checkpoints: bool) -> None:
+    for o in outcomes:
+        if checkpoints:
+            meta = {
+                "trained_by": "train.loso",
+                "held_out_subject": o.fold.subject,
+                "seed": seed,
+                "selection": cfg.selection,
+                "selected_epoch": o.selected_epoch,
+                "train": cfg.to_dict(),
+            }
+            model = fold_model(cfg, len(samples.class_names), o.state_dict)
+            save_checkpoint(folder.checkpoint_path(seed, o.fold.subject), model, samples.class_names, samples.recipe, meta, half=True)
+        record = fold_record(seed, o, samples.sample_ids, samples.datasets, samples.labels, info)
+        folder.save_fold(seed, o.fold.subject, record)  # last: marks the fold finished
+
+
+def write_outputs(
+    folder: RunFolder, samples: SampleSet, spec: dict, plan: dict[int, list[Fold]], facts: dict, console: Console, quiet: bool
+) -> dict | None:
+    """report.json, predictions.csv and confusion.png from the finished folds; None when none is."""
+    subjects = [f.subject for f in next(iter(plan.values()))]
+    records = folder.fold_records(list(plan), subjects)
+    if not records:
+        return None
+    extra = {"run": facts, "versions": versions()}
+    report = build_report(records, samples.class_names, spec, sum(map(len, plan.values())), extra)
+    write_json_atomic(folder.path / "report.json", report)
+    write_predictions(folder.path / "predictions.csv", records, samples.class_names, report["selection"])
+    title = f"{spec['protocol']} {spec.get('database') or ''} selection={report['selection']}" + (" ORACLE (test-set selection)" if report["oracle"] else "")
+    draw_confusion(folder.path / "confusion.png", np.array(report["confusion"]), samples.class_names, title)
+    if not quiet:
+        print_table(report, console)
+    return report
