@@ -50,9 +50,10 @@ def save_checkpoint(
     class_names = [str(c) for c in class_names]
     if len(class_names) != model.config.num_classes:
         raise ValueError(f"{len(class_names)} class names for a {model.config.num_classes}-class model")
-    meta = dict(meta or {})
     try:
-        json.dumps(meta)  # keeps it loadable under weights_only and printable by the CLIs
+        # The JSON round trip turns str subclasses (torch.__version__ is one) into plain types that
+        # a weights_only load accepts, and keeps meta printable by the CLIs.
+        meta = json.loads(json.dumps(meta or {}))
     except TypeError as exc:
         raise ValueError(f"checkpoint meta must be JSON-serialisable: {exc}") from exc
     state = {

@@ -22,7 +22,8 @@ def model():
 @pytest.fixture(scope="module")
 def saved(model, tmp_path_factory):
     return save_checkpoint(
-        tmp_path_factory.mktemp("ckpt") / "m.pt", model, CLASSES, InputRecipe.composite(), {"fold": "sub01"}
+        tmp_path_factory.mktemp("ckpt") / "m.pt", model, CLASSES, InputRecipe.composite(),
+        {"fold": "sub01", "torch": torch.__version__},  # a str subclass a safe load would refuse
     )
 
 
@@ -33,7 +34,7 @@ def test_round_trip_restores_everything(model, saved):
     assert ckpt.config == model.config and ckpt.model.config == model.config
     assert ckpt.class_names == CLASSES
     assert ckpt.recipe == InputRecipe.composite()
-    assert ckpt.meta == {"fold": "sub01"}
+    assert ckpt.meta == {"fold": "sub01", "torch": str(torch.__version__)}
     assert not ckpt.model.training
     assert all(p.dtype == torch.float32 for p in ckpt.model.parameters())
 
