@@ -6,19 +6,19 @@ on stderr; with --output, nothing already in the file is touched).
 
 from __future__ import annotations
 
-from contextlib import redirect_stdout
 import json
-from pathlib import Path
 import sys
+from contextlib import redirect_stdout
+from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.status import Status
-import typer
 
 from benchmarks.config import make_config
-from benchmarks.environment import REPO_ROOT
 from benchmarks.record import run_benchmark
 from benchmarks.report import append_jsonl, render
+from epir_core.provenance import REPO_ROOT
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 

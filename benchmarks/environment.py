@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import metadata
 import os
-from pathlib import Path
 import platform
-import subprocess
+from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from epir_core.provenance import git, package_version
 
 # Distribution names; the optional ones are reported as null when absent.
 _PACKAGES = {
@@ -29,7 +27,7 @@ _PACKAGES = {
 
 def capture(threads: dict[str, int]) -> dict:
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": _git_dirty(),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -39,31 +37,16 @@ def capture(threads: dict[str, int]) -> dict:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cuda": torch.version.cuda,
         "opencv_cuda_devices": _opencv_cuda_devices(),
-        "versions": {key: _version(dist) for key, dist in _PACKAGES.items()},
+        "versions": {key: package_version(dist) for key, dist in _PACKAGES.items()},
         "threads": threads,
         # Other work on the machine skews timings (badly with 2 torch threads on 2 busy cores).
         "load_average_1m": os.getloadavg()[0],
     }
 
 
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def _git_dirty() -> bool | None:
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no")
     return None if status is None else bool(status)
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _cpu_name() -> str:

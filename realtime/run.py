@@ -3,13 +3,13 @@ exit codes (see realtime.cli) and every output is closed whatever happens."""
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
 
+from epir_core.provenance import versions
 from realtime.sources import SourceSpec
 
 EXIT_OK, EXIT_SOURCE, EXIT_MODEL, EXIT_BACKEND = 0, 3, 4, 5
@@ -28,15 +28,6 @@ class RunOptions:
     json_stream: bool = False
     display: bool = True
     cache_dir: Path = Path.home() / ".cache" / "epir-live"
-
-
-def versions() -> dict:
-    import cv2
-    import numpy
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "opencv": cv2.__version__, "platform": platform.platform()}
 
 
 def run(opts: RunOptions, err: Console) -> int:

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from epir_core.checkpoint import DEFAULT_MODEL_PATH, save_checkpoint
+from epir_core.provenance import versions
 from train.config import TrainConfig
 from train.datasource import DataSourceError, load_samples
 from train.engine import fold_model, train_group
@@ -32,7 +33,6 @@ from train.session import (
     parse_overrides,
     pick_device,
     progress_callback,
-    versions,
 )
 
 HELP = """Train the default model on all 442 composite samples and write it as a checkpoint.

@@ -6,27 +6,36 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
-from importlib import metadata
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-import cv2
 import numpy as np
 import torch
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from epir_core.checkpoint import save_checkpoint
+from epir_core.provenance import versions
 from train.config import TrainConfig
 from train.data.sampleset import SampleSet
 from train.engine import fold_model, train_group
 from train.folds import Fold, group_folds
-from train.report import build_report, draw_confusion, fold_record, print_table, write_predictions
+from train.report import (
+    build_report,
+    draw_confusion,
+    fold_record,
+    print_table,
+    write_predictions,
+)
 from train.runs import RunFolder, write_json_atomic
 
 EXIT_FAILED = 1
@@ -71,30 +80,6 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def versions() -> dict:
-    def package(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:  # used from a checkout with PYTHONPATH=.
-            return None
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
-        ).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {
-        "python": sys.version.split()[0],
-        "torch": str(torch.__version__),  # TorchVersion is not a plain str: a safe torch.load refuses it
-        "cuda": torch.version.cuda,
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "epir_live": package("epir-live"),
-        "git_commit": commit,
-    }
 
 
 def run_folds(
