@@ -64,7 +64,7 @@ def _texture_face(workdir: Path) -> Path:
 
 
 def spotting_flow(frames: list[np.ndarray], clip: TestClip) -> Stats:
-    """Spotter.update on every frame (its DIS flow on a small crop vs frame i-k, plus scoring)."""
+    """Spotter.update on every frame (its Farneback flow on a small crop vs frame i-k, plus scoring)."""
     from epir_core.preprocess import FaceBox
     from realtime.spotting import Spotter, SpotterConfig
 

@@ -73,7 +73,7 @@ def _stages(cfg: BenchConfig, clip: TestClip, frames: list[np.ndarray], locator:
                 lambda: time_callable(lambda: locator.get().locate(apex_frame), cfg.warmup, runs))
     yield Stage("tracking", f"LK points, re-detection every {redetect_s:g} s (every frame)", "cpu",
                 lambda: _tracking(frames, clip.fps, locator))
-    yield Stage("spotting_flow", f"DIS {flow_px}x{flow_px} crop vs frame i-k (every frame)", "cpu",
+    yield Stage("spotting_flow", f"Farneback {flow_px}x{flow_px} crop vs frame i-k (every frame)", "cpu",
                 lambda: live_bench.spotting_flow(frames, clip))
     for label, recipe, device in _event_recipes(cfg.device):
         yield Stage("event_input", label, device,
