@@ -30,6 +30,9 @@ class LiveConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     spotter: SpotterConfig = field(default_factory=SpotterConfig)
     min_confidence: float = 0.0  # events below it are kept but marked not accepted
+    # A file read as fast as possible has no clock to keep up with: waiting for each label makes the
+    # outputs deterministic and lets the annotated video show it. A live source never waits.
+    wait_for_labels: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class LivePipeline:
             pair = (frames[spot.onset], frames[spot.apex], frames[spot.offset])
             self._pending.append(self._worker.submit(self._recognise, spot, pair, box, time.perf_counter()))
         t3 = time.perf_counter()
-        events = self._collect(wait=False)
+        events = self._collect(wait=self.config.wait_for_labels)
         ms = {"grey": t1 - t0, "track": t2 - t1, "spot": t3 - t2, "total": time.perf_counter() - t0}
         ms = {k: v * 1e3 for k, v in ms.items()}
         self.timer.add(ms)

@@ -79,7 +79,11 @@ def _loop(opts: RunOptions, err: Console, source, backend, class_names, recipe, 
     from realtime.sources import SourceError
     from realtime.spotting import SpotterConfig
 
-    config = LiveConfig(spotter=replace(SpotterConfig(), gap_s=opts.gap_s), min_confidence=opts.min_confidence)
+    config = LiveConfig(
+        spotter=replace(SpotterConfig(), gap_s=opts.gap_s),
+        min_confidence=opts.min_confidence,
+        wait_for_labels=not source.live,
+    )
     metadata["config"] = asdict(config)
     show = opts.display and display_available()
     if opts.display and not show:

@@ -146,3 +146,25 @@ def test_usage_errors_exit_2(args):
 def test_help_documents_exit_codes():
     text = CliRunner().invoke(app, ["--help"]).output
     assert all(f"  {code}  " in text for code in (0, 2, 3, 4, 5))
+
+
+def test_a_file_read_as_fast_as_possible_labels_each_event_before_the_next_frame(clips, checkpoint, tmp_path):
+    from epir_core.checkpoint import load_checkpoint
+    from epir_core.preprocess import FaceLocator
+    from realtime.backends import make_backend
+    from realtime.pipeline import LiveConfig, LivePipeline
+    from realtime.recognition import Recognizer
+    from realtime.sources import SourceSpec, open_source
+
+    truth = clips["event"]
+    ckpt = load_checkpoint(checkpoint)
+    backend = make_backend(ckpt.model, "torch", "cpu", tmp_path, "untrained")
+    source = open_source(SourceSpec("video", str(truth.path)))
+    with FaceLocator() as locator:
+        recognizer = Recognizer(backend, ckpt.class_names, ckpt.recipe, locator)
+        pipeline = LivePipeline(LiveConfig(wait_for_labels=True), source.fps, recognizer, locator)
+        labelled_at = [r.frame.index for r in map(pipeline.process, source) if r.events]
+        source.close()
+        assert pipeline.finish() == []  # nothing was left to wait for at the end
+    # Labelled on the frame the spotter fired: k frames after the event's end at the latest.
+    assert len(labelled_at) == 1 and truth.apex < labelled_at[0] <= truth.offset + pipeline.spotter.k + 1
