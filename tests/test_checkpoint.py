@@ -66,6 +66,8 @@ def test_bad_files_raise_one_line_checkpoint_errors(model, saved, tmp_path, caps
     good = torch.load(saved, weights_only=True)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint at all")
+    text = tmp_path / "text.pt"
+    text.write_bytes(b"hi\n")  # read as a legacy pickle whose first opcode looks up a missing memo entry
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
     torch.save(model.state_dict(), tmp_path / "state_dict.pt")
@@ -75,6 +77,7 @@ def test_bad_files_raise_one_line_checkpoint_errors(model, saved, tmp_path, caps
     cases = {
         tmp_path / "missing.pt": "not found",
         junk: "cannot read",
+        text: "cannot read",
         truncated: "corrupt",
         tmp_path / "state_dict.pt": "not an EPIR checkpoint",
         tmp_path / "future.pt": "version 99",
