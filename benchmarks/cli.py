@@ -23,6 +23,7 @@ from epir_core.provenance import REPO_ROOT
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 EXIT_DEVICE, EXIT_FAILED = 3, 4
+DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 
 
 @app.command(
@@ -40,7 +41,9 @@ def main(
     threads: int = typer.Option(2, min=1, help="Threads for torch, OpenCV and ONNX Runtime."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
     output: Path = typer.Option(None, "--output", help="Append the record as one JSON line to this file."),
-    data_root: Path = typer.Option(REPO_ROOT.parent / "shared" / "data", help="Where the composite's faces are."),
+    data_root: Path = typer.Option(
+        None, help="Where the composite's faces are [default: ../shared/data if present, else a random-texture face]."
+    ),
 ) -> None:
     """Measure parameters, MACs, model latency per backend, pipeline stages and end-to-end speed."""
     err = Console(stderr=True)
@@ -49,6 +52,10 @@ def main(
     if quick and full:
         err.print("error: choose one of --quick and --full")
         raise typer.Exit(2)
+    if data_root is not None and not data_root.is_dir():
+        err.print(f"error: --data-root: {data_root} is not a folder")
+        raise typer.Exit(2)
+    data_root = data_root or DEFAULT_DATA_ROOT
     device = _resolve_device(device, err)
     cfg = make_config("quick" if quick else "full" if full else "default", device, threads)
     try:

@@ -180,6 +180,12 @@ def test_cli_rejects_quick_with_full():
     assert proc.returncode == 2 and "--quick" in proc.stderr and proc.stdout == ""
 
 
+def test_cli_missing_data_root_is_one_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", "--quick", "--data-root", str(tmp_path / "none")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--data-root" in proc.stderr and proc.stdout == ""
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_cli_cuda_without_gpu_is_one_line_and_exit_3():
     proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", "--device", "cuda"], cwd=REPO,
