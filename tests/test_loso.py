@@ -160,6 +160,17 @@ def test_two_fold_run_writes_a_complete_report_and_resumes(shared_data, tmp_path
     assert json.loads((out / "report.json").read_text())["folds_done"] == 3
 
 
+def test_several_seeds_report_while_a_seed_is_part_done(shared_data, tmp_path):
+    # On the CPU each fold is its own group and the report is rewritten after every group, so seed 1
+    # is reported while it has seen only the first data set; a repeated fold counts once.
+    out = tmp_path / "run"
+    result = _loso(shared_data, out, "--folds", "s18,sub01,s18", "--seeds", "0,1", "--epochs", "1", "--no-checkpoints")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["complete"] and report["folds_done"] == report["folds_total"] == 4
+    assert report["per_dataset"]["casme2"]["seeds"] == report["per_dataset"]["smic"]["seeds"] == 2
+
+
 def test_interrupted_run_keeps_finished_folds(shared_data, tmp_path, monkeypatch):
     out = tmp_path / "run"
     real = train.session.train_group

@@ -167,7 +167,7 @@ def _subjects(samples, folds: str | None, quick: bool) -> list[str]:
     if quick:
         return largest_subjects(samples.subjects, samples.datasets, QUICK_SUBJECTS_PER_DATASET)
     if folds:
-        wanted = [s.strip() for s in folds.split(",") if s.strip()]
+        wanted = list(dict.fromkeys(s.strip() for s in folds.split(",") if s.strip()))  # a repeat is one fold
         known = set(samples.subjects.tolist())
         unknown = [s for s in wanted if s not in known]
         if unknown:

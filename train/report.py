@@ -50,7 +50,10 @@ def build_report(records: list[dict], class_names: tuple[str, ...], spec: dict, 
         "oracle": selection == "oracle",
         "class_names": list(class_names),
         "overall": _mean_std([s["overall"] for s in per_seed]),
-        "per_dataset": {d: _mean_std([s["per_dataset"][d] for s in per_seed]) for d in datasets},
+        # A seed still in progress may not have reached every data set yet.
+        "per_dataset": {
+            d: _mean_std([s["per_dataset"][d] for s in per_seed if d in s["per_dataset"]]) for d in datasets
+        },
         "seeds": per_seed,
         "per_fold": [_fold_scores(r, c) for r in records],
         "confusion": _confusion(records, c).tolist(),  # summed over seeds
