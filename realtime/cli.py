@@ -10,10 +10,8 @@ import typer
 from rich.console import Console
 
 from realtime.backends import BACKENDS
-from realtime.run import RunOptions, run
+from realtime.run import EXIT_USAGE, RunOptions, run
 from realtime.sources import SourceSpec
-
-EXIT_USAGE = 2  # the other codes come from realtime.run
 
 HELP = """Spot micro-expressions as they happen and label them with the EPIR model.
 

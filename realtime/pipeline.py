@@ -87,11 +87,14 @@ class StageTimer:
 
 class LivePipeline:
     """process(frame) for every frame in order, then finish(). An event comes out once it is
-    recognised: k frames (gap_s) after its end plus the recognition time."""
+    recognised: k frames (gap_s) after its end plus the recognition time.
 
-    def __init__(self, config: LiveConfig, fps: float, recognizer: Recognizer, locator=None):
+    The tracker gets a FaceLocator of its own, apart from the recognizer's: a mediapipe graph is
+    not safe to call from two threads, and recognition runs on the worker thread."""
+
+    def __init__(self, config: LiveConfig, fps: float, recognizer: Recognizer):
         self.config, self.fps, self.recognizer = config, fps, recognizer
-        self.tracker = FaceTracker(config.tracker, fps, locator=locator or recognizer.locator)
+        self.tracker = FaceTracker(config.tracker, fps)
         self.spotter = Spotter(config.spotter, fps)
         self._frames: deque[Frame] = deque(maxlen=self.spotter.history_frames)
         self.timer = StageTimer()
@@ -124,13 +127,15 @@ class LivePipeline:
         return FrameResult(frame, box, self.spotter.motion, self.spotter.threshold, events, ms)
 
     def finish(self) -> list[Event]:
-        """Wait for the events still being recognised, and stop the worker."""
-        events = self._collect(wait=True)
-        self._worker.shutdown()
-        return events
+        """Wait for the events still being recognised, stop the worker, release the tracker's locator."""
+        try:
+            return self._collect(wait=True)
+        finally:
+            self._worker.shutdown()
+            self.tracker.locator.close()
 
     def _collect(self, wait: bool) -> list[Event]:
-        """Finished recognitions, in spotting order; an event whose input could not be made (say, a
+        """Finished recognitions, in spotting order; an event that could not be recognised (say, a
         non-finite flow) is counted in `failures` and dropped, the stream goes on."""
         events = []
         while self._pending and (wait or self._pending[0].done()):
@@ -138,6 +143,8 @@ class LivePipeline:
                 events.append(self._pending.popleft().result())
             except EPIRError as e:
                 self.failures.append(str(e))
+            except Exception as e:  # noqa: BLE001 - a runtime or OpenCV failure loses one event, not the run
+                self.failures.append(f"{type(e).__name__}: {e}")
         self.events += events
         return events
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from epir_core.provenance import versions
 from realtime.sources import SourceSpec
 
-EXIT_OK, EXIT_SOURCE, EXIT_MODEL, EXIT_BACKEND = 0, 3, 4, 5
+EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_BACKEND = 0, 2, 3, 4, 5
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,13 @@ def _loop(opts: RunOptions, err: Console, source, backend, class_names, recipe, 
     show = opts.display and display_available()
     if opts.display and not show:
         err.print("no display found: running headless", highlight=False)
+    try:
+        outputs = RunOutputs(opts.output, metadata, json_stream=opts.json_stream, annotate=opts.annotate)
+    except OSError as e:
+        err.print(f"[red]error:[/red] --output: {e}", highlight=False)
+        return EXIT_USAGE
     locator = FaceLocator(min_face_px=config.tracker.min_face_px)
-    pipeline = LivePipeline(config, source.fps, Recognizer(backend, class_names, recipe, locator), locator)
-    outputs = RunOutputs(opts.output, metadata, json_stream=opts.json_stream, annotate=opts.annotate)
+    pipeline = LivePipeline(config, source.fps, Recognizer(backend, class_names, recipe, locator))
     overlay = Overlay(source.fps) if show or opts.annotate else None
     window = Window() if show else None
     code, status, start = EXIT_OK, "done", time.perf_counter()

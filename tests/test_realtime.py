@@ -162,7 +162,7 @@ def test_a_file_read_as_fast_as_possible_labels_each_event_before_the_next_frame
     source = open_source(SourceSpec("video", str(truth.path)))
     with FaceLocator() as locator:
         recognizer = Recognizer(backend, ckpt.class_names, ckpt.recipe, locator)
-        pipeline = LivePipeline(LiveConfig(wait_for_labels=True), source.fps, recognizer, locator)
+        pipeline = LivePipeline(LiveConfig(wait_for_labels=True), source.fps, recognizer)
         labelled_at = [r.frame.index for r in map(pipeline.process, source) if r.events]
         source.close()
         assert pipeline.finish() == []  # nothing was left to wait for at the end
