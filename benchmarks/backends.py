@@ -67,7 +67,7 @@ def _onnxruntime(model, x, threads, workdir):
         raise BackendUnavailable(f"onnxruntime has no {providers[0]} (installed: {ort.get_available_providers()})")
 
     path = workdir / f"model_b{x.shape[0]}.onnx"
-    # A static batch graph: about 25 % faster at batch 1 than a dynamic one (docs/runtime.md).
+    # A static batch graph: about 25 % faster at batch 1 than a dynamic one (../shared/docs/runtime.md).
     export_onnx(model, path, batch_size=x.shape[0], dynamic_batch=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads

@@ -39,7 +39,7 @@ MODES = {
     "quick": BenchConfig(mode="quick", video_seconds=1.0, pipeline_runs=3),
     # Well under a minute on the 2-core CPU: each ONNX export takes several seconds, so ONNX Runtime is
     # timed at batch 1 only, and torch.compile is left to --full (its first compile alone takes 20-60 s
-    # there, docs/runtime.md).
+    # there, ../shared/docs/runtime.md).
     "default": BenchConfig(
         mode="default",
         count_presets=ALL_PRESETS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 # EPIR paper, Table 1. "FLOPs" there are ptflops 0.7.x multiply-accumulates, PyTorch backend, batch 1
-# (docs/epir.md §4.1: HTNet's official config gives exactly 214.64 M under that counter only).
+# (../shared/docs/epir.md §4.1: HTNet's official config gives exactly 214.64 M under that counter only).
 REFERENCE = {
     "source": "EPIR paper, Table 1",
     "convention": "ptflops 0.7.x MACs (multiply-accumulates), PyTorch backend, batch 1, 3x28x28 input",

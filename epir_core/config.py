@@ -1,6 +1,6 @@
 """The model configuration and the presets of the paper's ablation (Table 4).
 
-Every choice the paper leaves open (marked [I] in docs/epir.md) is a field here, with the
+Every choice the paper leaves open (marked [I] in ../shared/docs/epir.md) is a field here, with the
 reconstructed default; the defaults give the paper's 7.03 M parameters and 84.03 M MACs.
 """
 

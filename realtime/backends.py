@@ -5,7 +5,7 @@
     compile   torch.compile (CUDA graphs on a GPU)
     torch     eager PyTorch
 
-`auto` tries them fastest-first for the device (measured: docs/runtime.md; on CPU ONNX Runtime is
+`auto` tries them fastest-first for the device (measured: ../shared/docs/runtime.md; on CPU ONNX Runtime is
 about 2.5x faster than eager, torch.compile is slower than ONNX Runtime and compiles for up to a
 minute) and takes the first that builds and agrees with eager PyTorch. A backend that was asked for
 by name and cannot be used raises BackendUnavailable (exit code 5).

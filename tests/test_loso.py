@@ -171,6 +171,14 @@ def test_several_seeds_report_while_a_seed_is_part_done(shared_data, tmp_path):
     assert report["per_dataset"]["casme2"]["seeds"] == report["per_dataset"]["smic"]["seeds"] == 2
 
 
+def test_an_unreadable_run_json_exits_3_with_one_line(shared_data, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text('{"protocol": "cd')  # truncated by a crash mid-write
+    result = _loso(shared_data, out, "--folds", "sub01", "--epochs", "1", "--resume")
+    assert result.exit_code == 3 and "run.json" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_interrupted_run_keeps_finished_folds(shared_data, tmp_path, monkeypatch):
     out = tmp_path / "run"
     real = train.session.train_group

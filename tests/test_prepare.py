@@ -90,6 +90,13 @@ def test_bad_options_exit_2_with_one_line(tmp_path, args, option):
     assert len(lines) == 1 and option in lines[0]
 
 
+def test_a_corrupt_annotation_sheet_exits_2_with_one_line(tmp_path):
+    make_casme2(tmp_path / "casme2")
+    (tmp_path / "casme2" / "CASME2-coding-20140508.xlsx").write_bytes(b"not a spreadsheet")
+    result = prepare("casme2", "--root", tmp_path / "casme2", "--out", tmp_path / "o")
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_out_made_with_another_recipe_is_refused(tmp_path):
     make_smic(tmp_path / "smic")
     assert prepare("smic", "--root", tmp_path / "smic", "--out", tmp_path / "o", "--limit", "1",

@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import sys
+import zipfile
 from collections import Counter
 from enum import Enum
 from pathlib import Path
@@ -198,6 +199,9 @@ def main(
         summary = run(dataset.value, root, out, _load_recipe(recipe), limit, console)
     except (BadOption, LayoutError) as e:
         console.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:  # an unreadable sheet, recipe or --out
+        console.print(f"error: {type(e).__name__}: {e}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         console.print(f"interrupted: the inputs made so far are in {out}; run again to resume")

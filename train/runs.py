@@ -32,7 +32,10 @@ class RunFolder:
     def start(self, spec: dict, resume: bool) -> None:
         """Create the folder for `spec`, or check that an existing one was made for the same spec."""
         if self.spec_path.exists():
-            stored = json.loads(self.spec_path.read_text())
+            try:
+                stored = json.loads(self.spec_path.read_text())
+            except json.JSONDecodeError as exc:
+                raise RunFolderError(f"--out {self.path}: run.json is unreadable ({exc}): use a new --out") from exc
             if not resume:
                 raise RunFolderError(f"--out {self.path} already holds a run: pass --resume to continue it, or choose a new --out")
             changed = sorted(k for k in set(stored) | set(spec) if stored.get(k) != spec.get(k))
