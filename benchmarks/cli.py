@@ -67,7 +67,11 @@ def main(
         raise typer.Exit(EXIT_FAILED) from None
     render(record, err)
     if output is not None:
-        append_jsonl(record, output)
+        try:
+            append_jsonl(record, output)
+        except OSError as e:
+            err.print(f"error: --output: cannot append to {output}: {e.strerror or e}")
+            raise typer.Exit(EXIT_FAILED) from None
         err.print(f"appended to {output}")
     if json_out:
         typer.echo(json.dumps(record, indent=2, sort_keys=True))

@@ -14,6 +14,7 @@ by name and cannot be used raises BackendUnavailable (exit code 5).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,8 +118,11 @@ def _onnx(model, device, cache_dir, model_key):
         raise BackendUnavailable(f"onnxruntime has no {provider}")
     path = Path(cache_dir) / f"epir-{model_key}-b1.onnx"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(model, path, batch_size=1)  # exports a dense-merge CPU copy
+        # Written beside and renamed into place: an export killed half-way must not leave a broken
+        # file that every later run would find in the cache.
+        partial = path.with_name(path.name + ".partial")
+        export_onnx(model, partial, batch_size=1)  # exports a dense-merge CPU copy
+        os.replace(partial, path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # measured steadier than 2 threads on the 2-core machine
     session = ort.InferenceSession(str(path), options, providers=[provider])

@@ -139,10 +139,9 @@ class Spotter:
 
     def _bounds(self, apex: int, box: FaceBox) -> tuple[int, int]:
         """Onset: the last frame in [apex-k, apex) whose motion to the apex is still at least
-        bound_fraction of frame apex-k's; offset likewise in (apex, apex+k]."""
+        bound_fraction of frame apex-k's; offset likewise in (apex, apex+k]. Both frames are still in
+        the history: it holds the longest run plus k on each side and the lag."""
         frames = dict(self._gray)
-        if apex - self.k not in frames or apex + self.k not in frames:
-            return apex - self.k, apex + self.k
         apex_crop = self._crop(frames[apex], box)
 
         def motion(j: int) -> float:

@@ -24,7 +24,7 @@ from rich.progress import (
 )
 
 from epir_core.checkpoint import save_checkpoint
-from epir_core.provenance import versions
+from epir_core.provenance import REPO_ROOT, versions
 from train.config import TrainConfig
 from train.data.sampleset import SampleSet
 from train.engine import fold_model, train_group
@@ -42,7 +42,6 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_OUT_FOLDER = 3
 EXIT_INTERRUPTED = 130
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("EPIR_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
