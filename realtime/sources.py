@@ -90,6 +90,7 @@ class FrameSource:
         except cv2.error as e:
             self._error = f"reading {self.spec.describe()} failed: {str(e).strip().splitlines()[-1]}"
         finally:
+            self._close()  # by the reading thread, so the capture is never released under a read
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
@@ -127,9 +128,11 @@ class FrameSource:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._thread.is_alive():
+        if self._thread.ident is None:
+            self._close()  # never started: nothing else will release it
+        else:
+            # A read blocked on a dead camera may outlast the wait; the thread releases it on return.
             self._thread.join(timeout=2.0)
-        self._close()
 
     def __enter__(self) -> "FrameSource":
         return self
