@@ -22,10 +22,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from epir_core.preprocess.face import FaceBox, crop_face
+from epir_core.preprocess.flow import farneback
+from epir_core.preprocess.recipe import FarnebackParams
+
+PAPER_FARNEBACK = FarnebackParams()  # the EPIR paper's parameters
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class MotionMeter:
 
     def __call__(self, ref: np.ndarray, cur: np.ndarray) -> float:
         """ref, cur: size x size uint8 -> motion in face widths."""
-        flow = cv2.calcOpticalFlowFarneback(ref, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # size x size x 2, px
+        flow = farneback(ref, cur, PAPER_FARNEBACK)  # size x size x 2, px
         flow = flow[self._inner, self._inner]
         residual = flow - np.median(flow.reshape(-1, 2), axis=0)  # rigid head motion removed
         mag = np.sqrt((residual**2).sum(axis=2)).ravel()

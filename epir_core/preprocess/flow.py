@@ -63,6 +63,12 @@ def _dis(p: DISParams):
     return cv2.DISOpticalFlow_create(_DIS_PRESETS[p.preset])
 
 
+def farneback(onset_grey: np.ndarray, apex_grey: np.ndarray, p: FarnebackParams) -> np.ndarray:
+    """CPU Farneback flow, H x W x 2: the paper's recipe, and the live spotter's per-frame motion."""
+    return cv2.calcOpticalFlowFarneback(onset_grey, apex_grey, None, p.pyr_scale, p.levels, p.winsize,
+                                        p.iterations, p.poly_n, p.poly_sigma, 0)
+
+
 def _cuda_calc(algorithm, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
     # CUDA TV-L1 wants float images; Farneback accepts 8-bit. Float works for both.
     a, b = cv2.cuda_GpuMat(), cv2.cuda_GpuMat()
@@ -88,9 +94,7 @@ def compute_flow(onset_grey: np.ndarray, apex_grey: np.ndarray, params: FlowPara
         if backend == "cuda":
             flow = _cuda_calc(_cuda_farneback(params), onset_grey, apex_grey)
         else:
-            flow = cv2.calcOpticalFlowFarneback(onset_grey, apex_grey, None, params.pyr_scale, params.levels,
-                                                params.winsize, params.iterations, params.poly_n,
-                                                params.poly_sigma, 0)
+            flow = farneback(onset_grey, apex_grey, params)
     elif isinstance(params, DISParams):
         flow = _dis(params).calc(onset_grey, apex_grey, None)
     else:
