@@ -17,7 +17,9 @@ from rich.status import Status
 
 from benchmarks.config import make_config
 from benchmarks.record import run_benchmark
-from benchmarks.report import append_jsonl, render
+from benchmarks.report import append_jsonl, render, render_spotting
+from benchmarks.spotting_bench import spotting_record
+from benchmarks.timing import set_threads
 from epir_core.provenance import REPO_ROOT
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
@@ -32,11 +34,14 @@ DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
     "  epir-bench --quick --json        # CI smoke test, JSON on stdout\n\n"
     "  epir-bench --device cuda --output bench.jsonl   # on a GPU: + torch.compile, TensorRT, fp16\n\n"
     "  epir-bench --full --output bench.jsonl          # every preset and backend (minutes)\n\n"
+    "  epir-bench --spotting --json                    # does the spotter find micro-expressions? (minutes)\n\n"
     "Exit codes: 0 done, 2 bad usage, 3 the device is not available, 4 the run failed.\n"
 )
 def main(
     quick: bool = typer.Option(False, "--quick", help="CI smoke test: seconds, eager model only."),
     full: bool = typer.Option(False, "--full", help="Every preset and backend, both batch sizes, fp16 on GPU."),
+    spotting: bool = typer.Option(False, "--spotting", help="The spotting benchmark instead: scenario clips on many "
+                                  "faces, recall, precision, F1, false events per minute, apex error (--quick: 2 clips)."),
     device: str = typer.Option("auto", help="cpu, cuda, or auto (cuda when available)."),
     threads: int = typer.Option(2, min=1, help="Threads for torch, OpenCV and ONNX Runtime."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
@@ -61,11 +66,14 @@ def main(
     try:
         # Libraries that print (ptflops, exporters) must not corrupt the JSON on stdout.
         with redirect_stdout(sys.stderr), Status("starting", console=err) as status:
-            record = run_benchmark(cfg, data_root, lambda msg: status.update(msg))
+            if spotting:
+                record = spotting_record(data_root, quick, set_threads(threads), lambda msg: status.update(msg))
+            else:
+                record = run_benchmark(cfg, data_root, lambda msg: status.update(msg))
     except Exception as e:  # a failed run is one line and an exit code, not a traceback
         err.print(f"error: benchmark failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}")
         raise typer.Exit(EXIT_FAILED) from None
-    render(record, err)
+    (render_spotting if spotting else render)(record, err)
     if output is not None:
         try:
             append_jsonl(record, output)

@@ -29,7 +29,6 @@ class TestClip:
     fps: float
     frames: int
     apex: int | None  # frame index of the expression's apex
-    face_box: tuple[int, int, int, int]  # x, y, w, h of the pasted face at the apex (approximate)
     face_source: str
 
 
@@ -48,10 +47,7 @@ def make_test_clip(cfg: BenchConfig, data_root: Path, workdir: Path) -> TestClip
     spec = ClipSpec(fps=fps, seconds=cfg.video_seconds, onset=onset if has_event else None,
                     apex=onset + EXPRESSION[0], offset=onset + EXPRESSION[1])
     truth = make_clip(workdir / "clip.mp4", spec, face_file)
-    # The demo clip drifts the face from the frame's centre; at the apex it is within a few pixels.
-    x, y = (spec.width - spec.face_px) // 2, (spec.height - spec.face_px) // 2
-    return TestClip(Path(truth.path), truth.fps, truth.frames, truth.apex, (x, y, spec.face_px, spec.face_px),
-                    source)
+    return TestClip(Path(truth.path), truth.fps, truth.frames, truth.apex, source)
 
 
 def _texture_face(workdir: Path) -> Path:
@@ -63,20 +59,13 @@ def _texture_face(workdir: Path) -> Path:
     return path
 
 
-def spotting_flow(frames: list[np.ndarray], clip: TestClip) -> Stats:
-    """Spotter.update on every frame (its Farneback flow on a small crop vs frame i-k, plus scoring)."""
-    from epir_core.preprocess import FaceBox
-    from realtime.spotting import Spotter, SpotterConfig
+def spotting(frames: list[np.ndarray], fps: float, locator) -> Stats:
+    """Spotter.update on every frame: each region's landmarks followed against frame i-k, and scoring
+    (the tracker runs too, untimed here: it has its own stage)."""
+    from benchmarks.spotting_bench import spot_frames
 
-    spotter = Spotter(SpotterConfig(), clip.fps)
-    box = FaceBox(*clip.face_box)
-    samples = []
-    for i, frame in enumerate(frames):
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        t0 = time.perf_counter()
-        spotter.update(i, grey, box)
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return time_samples(samples[spotter.k :])  # the first k frames have no reference yet: no flow
+    _, _, spot_ms = spot_frames(frames, fps, locator)
+    return time_samples(spot_ms)
 
 
 def live_backend(cfg: BenchConfig, workdir: Path):

@@ -62,22 +62,22 @@ def _stages(cfg: BenchConfig, clip: TestClip, frames: list[np.ndarray], locator:
     from realtime.spotting import SpotterConfig
     from realtime.tracking import TrackerConfig
 
-    flow_px, redetect_s = SpotterConfig().flow_size, TrackerConfig().redetect_s  # the live app's defaults
+    gap_s, refresh_s = SpotterConfig().gap_s, TrackerConfig().refresh_s  # the live app's defaults
     apex = clip.apex if clip.apex is not None else len(frames) // 2
     onset, apex_frame = frames[max(0, apex - live_bench.EXPRESSION[0])], frames[apex]
     runs = cfg.pipeline_runs
     yield Stage("decode", "mp4v 640x480, cv2.VideoCapture", "cpu", lambda: _decode(clip))
     yield Stage("face_detection", "mediapipe BlazeFace", "cpu",
                 lambda: time_callable(lambda: locator.get().detect(apex_frame), cfg.warmup, runs))
-    yield Stage("face_box", "BlazeFace + face mesh (tight box, once per event)", "cpu",
+    yield Stage("face_box", "BlazeFace + face mesh (landmarks, once per event)", "cpu",
                 lambda: time_callable(lambda: locator.get().locate(apex_frame), cfg.warmup, runs))
-    yield Stage("tracking", f"LK points, re-detection every {redetect_s:g} s (every frame)", "cpu",
+    yield Stage("tracking", f"LK head similarity, face mesh every {refresh_s:g} s (every frame)", "cpu",
                 lambda: _tracking(frames, clip.fps, locator))
-    yield Stage("spotting_flow", f"Farneback {flow_px}x{flow_px} crop vs frame i-k (every frame)", "cpu",
-                lambda: live_bench.spotting_flow(frames, clip))
+    yield Stage("spotting", f"LK on region landmarks vs frame i-k = {gap_s:g} s back (every frame)", "cpu",
+                lambda: live_bench.spotting(frames, clip.fps, locator.get()))
     for label, recipe, device in _event_recipes(cfg.device):
         yield Stage("event_input", label, device,
-                    lambda r=recipe, d=device: _event_input(r, d, onset, apex_frame, clip, cfg))
+                    lambda r=recipe, d=device: _event_input(r, d, onset, apex_frame, locator, cfg))
     yield Stage("model", "live backend, batch 1, numpy in/out", cfg.device,
                 lambda: live_bench.live_model(cfg, backend.get()))
 
@@ -176,21 +176,21 @@ def _event_recipes(device: str) -> list[tuple[str, object, str]]:
     return out
 
 
-def _event_input(recipe, device: str, onset: np.ndarray, apex: np.ndarray, clip: TestClip,
+def _event_input(recipe, device: str, onset: np.ndarray, apex: np.ndarray, locator: "_SharedLocator",
                  cfg: BenchConfig) -> Stats:
-    """make_model_input on the clip's onset/apex pair, cropped with the pasted face's box (the cost
-    does not depend on where the box came from, and this keeps the stage free of mediapipe)."""
+    """make_model_input on the clip's onset/apex pair, aligned on the onset's face (found once,
+    untimed: the face_box stage times that)."""
     from epir_core.errors import FlowError
-    from epir_core.preprocess import FaceBox, flow_backend, make_model_input
+    from epir_core.preprocess import flow_backend, make_model_input
 
     if flow_backend(recipe.flow_params) != device:
         raise StageSkipped("this OpenCV build has no CUDA optical flow" if device == "cuda"
                            else "OpenCV runs this flow on CUDA here, not on the CPU")
-    box = FaceBox(*clip.face_box)
+    face = locator.get().locate(onset)
     try:
-        make_model_input(onset, apex, recipe, box)
+        make_model_input(onset, apex, recipe, face)
     except FlowError as e:  # e.g. TV-L1 without opencv-contrib
         raise StageSkipped(str(e)) from e
     # Full TV-L1 takes hundreds of ms a pair on this CPU: fewer runs keep the default run short.
     runs = max(1, cfg.pipeline_runs // 4) if recipe.flow == "tvl1" else cfg.pipeline_runs
-    return time_callable(lambda: make_model_input(onset, apex, recipe, box), min(cfg.warmup, 1), runs)
+    return time_callable(lambda: make_model_input(onset, apex, recipe, face), min(cfg.warmup, 1), runs)

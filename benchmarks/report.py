@@ -125,3 +125,33 @@ def _goal_table(goals: list[dict]) -> Table:
         t.add_row(g["description"], f"{cmp} {g['target']:g} {g['unit']}", measured, f"[{colour}]{g['status']}[/]",
                   margin, escape(g["reason"] or ""))
     return t
+
+
+def render_spotting(record: dict, console: Console) -> None:
+    """The spotting benchmark: recall per amplitude, precision, F1, false events, apex error, cost."""
+    s = record["summary"]
+    table = Table(title="Spotting (IoU >= 0.5 with a true interval is a hit)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for amplitude, recall in s["recall_per_amplitude_px"].items():
+        table.add_row(f"recall at {amplitude} px (260 px face)", _value(recall))
+    for fps, recall in s["recall_per_fps"].items():
+        table.add_row(f"recall at {fps} fps", _value(recall))
+    for name in ("precision", "f1", "f1_2_to_4px", "false_events_in_micro_clips", "false_per_min_distractors"):
+        table.add_row(name.replace("_", " "), _value(s[name]))
+    apex = s["apex_error_frames_30fps"]
+    table.add_row("apex error at 30 fps (frames, median / max)", f"{apex['median']:g} / {apex['max']}" if apex else "-")
+    table.add_row("tracking + spotting per frame (ms, median / max clip)",
+                  f"{s['cost_ms_per_frame']['median']:.2f} / {s['cost_ms_per_frame']['max']:.2f}")
+    table.add_row("real CASME II clip", escape(s["real_clip"]["status"]))
+    console.print(table)
+    targets = Table(title="Targets")
+    targets.add_column("target")
+    targets.add_column("met")
+    for name, met in s["targets"].items():
+        targets.add_row(escape(name), "[green]yes[/]" if met else "[red]no[/]")
+    console.print(targets)
+
+
+def _value(v) -> str:
+    return "-" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v)

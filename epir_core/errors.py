@@ -20,3 +20,7 @@ class FaceTooSmallError(EPIRError):
 
 class FlowError(EPIRError):
     """Optical flow failed or produced non-finite values."""
+
+
+class FaceModelError(EPIRError):
+    """A shipped face model file is missing or does not match its recorded SHA-256."""

@@ -15,9 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from epir_core.preprocess.regions import REGION_NAMES
 from realtime.pipeline import Event, FrameResult
 
-FRAME_COLUMNS = ("frame", "time_s", "face", "x", "y", "width", "height", "motion", "threshold")
+# score/threshold: the spotter's max z over regions and its bar (robust sigmas); motion_<region>: the
+# region's own motion against frame i-k, in face widths, so users can plot what the spotter saw.
+FRAME_COLUMNS = ("frame", "time_s", "face", "x", "y", "width", "height", "score", "threshold",
+                 *(f"motion_{name.replace(' ', '_')}" for name in REGION_NAMES))
 
 
 def finite(value: float, digits: int = 5) -> float | str:
@@ -60,6 +64,7 @@ class RunOutputs:
                     *((b.x, b.y, b.width, b.height) if b is not None else ("",) * 4),
                     finite(result.motion),
                     finite(result.threshold),
+                    *(finite(float(m), 6) for m in result.region_motion),
                 )
             )
             self._frames_file.flush()

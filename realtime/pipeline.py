@@ -15,12 +15,14 @@ from dataclasses import asdict, dataclass, field
 
 import cv2
 
+import numpy as np
+
 from epir_core.errors import EPIRError
 from epir_core.preprocess import FaceBox
 from realtime.recognition import Recognizer
 from realtime.sources import Frame
-from realtime.spotting import Spotter, SpotterConfig
-from realtime.tracking import FaceTracker, TrackerConfig
+from realtime.spotting import Spot, Spotter, SpotterConfig
+from realtime.tracking import FaceTracker, TrackedFace, TrackerConfig
 
 FRAME_STAGES = ("grey", "track", "spot", "total")
 
@@ -47,15 +49,17 @@ class Event:
     probs: dict[str, float]
     confidence: float
     accepted: bool  # confidence >= LiveConfig.min_confidence
-    motion_score: float  # apex score and the threshold it crossed, face widths
+    motion_score: float  # apex score and the threshold it crossed, in robust sigmas of the noise
     threshold: float
-    box: tuple[int, int, int, int]  # x, y, width, height the flow was computed in
+    regions: tuple[str, ...]  # face regions that moved, most first
+    box: tuple[int, int, int, int]  # x, y, width, height of the onset's face
     latency_ms: dict[str, float]  # spot (apex capture -> event spotted), locate, input, inference, frame_to_label
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["latency_ms"] = {k: round(v, 2) for k, v in self.latency_ms.items()}
-        d["motion_score"], d["threshold"] = round(self.motion_score, 5), round(self.threshold, 5)
+        d["motion_score"], d["threshold"] = round(self.motion_score, 2), round(self.threshold, 2)
+        d["regions"] = list(self.regions)
         return d
 
 
@@ -63,8 +67,9 @@ class Event:
 class FrameResult:
     frame: Frame
     box: FaceBox | None
-    motion: float  # residual motion vs frame i-k, face widths (nan without a face or history)
-    threshold: float  # the apex-score threshold in force (nan/inf during warm-up)
+    motion: float  # the spotter's score k frames back: max over regions of z (nan without history)
+    threshold: float  # the score's threshold (nan without a face, inf during warm-up)
+    region_motion: np.ndarray  # per region, residual motion vs frame i-k, face widths (nan without)
     events: list[Event]
     ms: dict[str, float]  # per FRAME_STAGES
 
@@ -96,7 +101,7 @@ class LivePipeline:
         self.config, self.fps, self.recognizer = config, fps, recognizer
         self.tracker = FaceTracker(config.tracker, fps)
         self.spotter = Spotter(config.spotter, fps)
-        self._frames: deque[Frame] = deque(maxlen=self.spotter.history_frames)
+        self._frames: deque[tuple[Frame, TrackedFace | None]] = deque(maxlen=self.spotter.history_frames)
         self.timer = StageTimer()
         self.events: list[Event] = []
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epir-recognise")
@@ -107,24 +112,26 @@ class LivePipeline:
         t0 = time.perf_counter()
         grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         t1 = time.perf_counter()
-        box = self.tracker.update(grey, frame.image)
+        tracked = self.tracker.update(grey, frame.image)
         t2 = time.perf_counter()
         spot = None
-        if box is None:
+        if tracked is None:
             self.spotter.reset()
         else:
-            spot = self.spotter.update(frame.index, grey, box)
-        self._frames.append(frame)
+            spot = self.spotter.update(frame.index, grey, tracked)
+        self._frames.append((frame, tracked))
         if spot is not None:
-            frames = {f.index: f for f in self._frames}
-            pair = (frames[spot.onset], frames[spot.apex], frames[spot.offset])
-            self._pending.append(self._worker.submit(self._recognise, spot, pair, box, time.perf_counter()))
+            frames = {f.index: (f, t) for f, t in self._frames}
+            pair = tuple(frames[i][0] for i in (spot.onset, spot.apex, spot.offset))
+            onset_face = frames[spot.onset][1]
+            self._pending.append(self._worker.submit(self._recognise, spot, pair, onset_face, time.perf_counter()))
         t3 = time.perf_counter()
         events = self._collect(wait=self.config.wait_for_labels)
         ms = {"grey": t1 - t0, "track": t2 - t1, "spot": t3 - t2, "total": time.perf_counter() - t0}
         ms = {k: v * 1e3 for k, v in ms.items()}
         self.timer.add(ms)
-        return FrameResult(frame, box, self.spotter.motion, self.spotter.threshold, events, ms)
+        box = tracked.face.box if tracked is not None else None
+        return FrameResult(frame, box, self.spotter.score, self.spotter.threshold, self.spotter.region_motion, events, ms)
 
     def finish(self) -> list[Event]:
         """Wait for the events still being recognised, stop the worker, release the tracker's locator."""
@@ -148,9 +155,10 @@ class LivePipeline:
         self.events += events
         return events
 
-    def _recognise(self, spot, frames: tuple[Frame, Frame, Frame], box: FaceBox, spotted: float) -> Event:
+    def _recognise(self, spot: Spot, frames: tuple[Frame, Frame, Frame], tracked: TrackedFace,
+                   spotted: float) -> Event:
         onset, apex, offset = frames
-        result = self.recognizer(onset.image, apex.image, box)
+        result = self.recognizer(onset.image, apex.image, tracked.face)
         done = time.perf_counter()
         latency = {"spot": (spotted - apex.arrival) * 1e3, **result.ms, "frame_to_label": (done - apex.arrival) * 1e3}
         return Event(
@@ -166,6 +174,7 @@ class LivePipeline:
             accepted=result.confidence >= self.config.min_confidence,
             motion_score=spot.score,
             threshold=spot.threshold,
+            regions=spot.regions,
             box=(result.box.x, result.box.y, result.box.width, result.box.height),
             latency_ms=latency,
         )

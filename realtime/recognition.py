@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
-from epir_core.preprocess import FaceBox, InputRecipe, make_model_input
+from epir_core.preprocess import Face, FaceBox, InputRecipe, make_model_input
 from realtime.backends import Backend
 
 
@@ -17,26 +17,25 @@ class Recognition:
     label: str
     probs: dict[str, float]
     confidence: float  # probability of the label
-    box: FaceBox  # the box both frames were cropped with
+    box: FaceBox  # the onset face's box (the crop is aligned on its landmarks)
     ms: dict[str, float]  # locate, input, inference
 
 
 class Recognizer:
-    """The tight face box comes from the face mesh on the onset frame, as in `train.prepare`, so live
-    inputs are cropped the way training inputs were; the tracked box is the fallback when the mesh
-    finds no face."""
+    """The face mesh runs afresh on the onset frame, as in `train.prepare`, so live inputs are cut the
+    way training inputs were; the tracked landmarks are the fallback when it finds no face."""
 
     def __init__(self, backend: Backend, class_names: tuple[str, ...], recipe: InputRecipe, locator):
         self.backend, self.class_names, self.recipe, self.locator = backend, class_names, recipe, locator
 
-    def __call__(self, onset_bgr: np.ndarray, apex_bgr: np.ndarray, tracked_box: FaceBox) -> Recognition:
+    def __call__(self, onset_bgr: np.ndarray, apex_bgr: np.ndarray, tracked: Face) -> Recognition:
         t0 = time.perf_counter()
         try:
-            box = self.locator.locate(onset_bgr)
+            face = self.locator.locate(onset_bgr)
         except (NoFaceError, FaceTooSmallError):
-            box = tracked_box
+            face = tracked
         t1 = time.perf_counter()
-        x = make_model_input(onset_bgr, apex_bgr, self.recipe, box)  # 3 x 28 x 28 float32
+        x = make_model_input(onset_bgr, apex_bgr, self.recipe, face)  # 3 x 28 x 28 float32
         t2 = time.perf_counter()
         logits = self.backend(x[None]).astype(np.float64)[0]  # C
         t3 = time.perf_counter()
@@ -47,6 +46,6 @@ class Recognizer:
             label=self.class_names[best],
             probs={name: round(float(p), 4) for name, p in zip(self.class_names, probs)},
             confidence=round(float(probs[best]), 4),
-            box=box,
+            box=face.box,
             ms={"locate": (t1 - t0) * 1e3, "input": (t2 - t1) * 1e3, "inference": (t3 - t2) * 1e3},
         )

@@ -1,18 +1,21 @@
-"""Causal spotting of micro-expressions in a stream.
+"""Causal spotting of micro-expressions in a stream, region by region.
 
-Per frame i, s_i is the local facial motion between frame i-k and frame i: optical flow of a small
-face crop (both frames cropped with the current box), minus its median, which is the rigid head
-motion because a micro-expression moves only a minority of the face; s_i is the mean of the largest
-residual magnitudes, in face widths. The apex score of frame j is
+Per frame i and face region R (brows, nose wings, cheeks, mouth corners, lips, chin: regions.py),
+s_i^R is the region's own motion between frame i-k and frame i: Lucas-Kanade moves the region's
+landmarks of frame i-k to frame i, starting where the head's rigid motion (the tracker's `head`)
+puts them, and s is the median distance left, in face widths. Head motion is thus removed by
+alignment, and only what moves on the face remains. The apex score of frame j is
 
-    c_j = min(s_j, s_{j+k})      (frame j differs from both j-k and j+k)
+    c_j^R = min(s_j^R, s_{j+k}^R)      (frame j differs from both j-k and j+k)
 
-which is the published "compare i with i-k and i+k" spotter made causal with a lag of k frames: a
-brief expression is high on both sides of its apex, while a lasting change (a posed expression, a
-head turn) is high on one side only. A run of c above a rolling threshold (median + z robust sigma
-of the recent past, with an absolute floor) that is no longer than a micro-expression gives one
-event, its apex at the run's maximum. Onset and offset are then refined with a few extra flows:
-the last frame before the apex that still looks like the frame k before it, and symmetrically.
+the published "compare i with i-k and i+k" spotter made causal with a lag of k frames: a brief
+expression is high on both sides of its apex, while a lasting change (a held smile, a head turn)
+is high on one side only. Each region's c is measured against its own noise: z = (c - median) /
+robust sigma over the last window_s seconds. There is no fixed floor, so a still, sharp face
+reveals motions far below a pixel and a noisy one raises its own bar. A run of max_R z above z
+that is no longer than a micro-expression is one event, its apex at the run's maximum; onset and
+offset are refined on the region that moved most. A longer run (talking) is dropped as soon as it
+is too long, and every score enters the noise history, so nothing can hold a run open.
 
 All durations are in seconds and converted with the stream's real frame rate.
 """
@@ -22,26 +25,34 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from epir_core.preprocess.face import FaceBox, crop_face
-from epir_core.preprocess.flow import farneback
-from epir_core.preprocess.recipe import FarnebackParams
+from epir_core.preprocess.regions import REGION_NAMES, REGION_OF_POINT, REGION_POINTS
+from realtime.tracking import TrackedFace, apply, compose
 
-PAPER_FARNEBACK = FarnebackParams()  # the EPIR paper's parameters
+LK_WINDOW = (15, 15)  # px at the frame's resolution; the face's texture is finer than this
+LK_LEVELS = 2
+MAX_MOTION = 0.05  # face widths: no micro-expression moves a point this far (13 px on a 260 px face)
+# Landmarks that no micro-expression moves much (eye corners, lower nose bridge and tip, the face's
+# sides): the head's similarity between two frames is fitted on them. Forehead and the bridge
+# between the eyes are left out: a frown or a brow raise pulls them.
+ANCHORS = np.array((33, 263, 197, 195, 5, 4, 1, 234, 454, 127, 356, 93, 323, 132, 361))
+# Eyelids are measured only to recognise a blink: a brow that moves with a closing lid is no event.
+EYELIDS = np.array((159, 145, 386, 374, 158, 385))
+_MEASURED = np.concatenate([REGION_POINTS, EYELIDS])
 
 
 @dataclass(frozen=True)
 class SpotterConfig:
-    flow_size: int = 48  # side of the face crop the spotting flow runs on (px); cost grows as its square
-    border: float = 0.1  # crop border left out: it holds background, which does not move with the head
     gap_s: float = 0.2  # k: about onset-to-apex of a micro-expression; also the detection lag
-    window_s: float = 5.0  # history of the rolling threshold
-    warmup_s: float = 1.0  # no event before the threshold has this much history
-    z: float = 8.0  # threshold = median + z * robust sigma of recent scores
-    min_motion: float = 0.004  # absolute floor of the threshold, in face widths
+    window_s: float = 5.0  # history of each region's noise
+    warmup_s: float = 1.5  # no event before the noise has this much history
+    z: float = 10.0  # threshold, in robust sigmas of a region's own noise
     max_event_s: float = 0.5  # longer runs are not micro-expressions
-    top_fraction: float = 0.05  # s = mean of the largest 5 % residual magnitudes (a local motion)
+    bridge_s: float = 0.2  # a run ends after this long below threshold: talking dips between syllables
+    returned: float = 0.5  # frames j-k and j+k must differ by less than this fraction of c_j
+    blink_ratio: float = 2.0  # eyelids moving this many times more than any region: a blink
     bound_fraction: float = 0.8  # onset/offset: last/first frame this close to the neutral side
 
 
@@ -50,105 +61,154 @@ class Spot:
     onset: int  # 0-based source frame indices
     apex: int
     offset: int
-    score: float  # c at the apex, face widths
+    score: float  # max z at the apex
     threshold: float
+    regions: tuple[str, ...]  # regions above threshold at the apex, most moved first
 
 
-class MotionMeter:
-    """Residual (head-motion-compensated) local motion between two small grey face crops.
+@dataclass
+class _Frame:
+    index: int
+    gray: np.ndarray
+    tracked: TrackedFace
 
-    Farneback with the EPIR paper's parameters: on 48 px crops of the demo clip it separated a 4 px
-    mouth-corner motion from noise and head drift 4.6x (DIS ultrafast/fast/medium: 1.7x/3.1x/0.9x).
+
+def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
+    """Per landmark in `points`: how far it moved from frame a to frame b beyond the head's motion,
+    in face widths of frame a (N,); NaN where LK lost the point.
+
+    Lucas-Kanade follows the anchors and the points from where the tracked head motion puts them;
+    the head's similarity a -> b is then fitted on the anchors alone (RANSAC at half a pixel, so an
+    anchor that an expression drags does not bend it), and what the points moved beyond it is theirs. LK sees only the face's
+    region, with b's brightness scaled to a's, so a light change is not motion.
     """
+    chosen = np.concatenate([ANCHORS, points])
+    start = a.tracked.face.landmarks[chosen].astype(np.float32)  # N x 2
+    guess = apply(compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head)), start).astype(np.float32)
+    margin = 2 ** LK_LEVELS * LK_WINDOW[0]
+    low = np.floor(np.minimum(start.min(axis=0), guess.min(axis=0))).astype(int) - margin
+    high = np.ceil(np.maximum(start.max(axis=0), guess.max(axis=0))).astype(int) + margin
+    (x0, y0), (x1, y1) = np.maximum(low, 0), np.minimum(high, a.gray.shape[::-1])
+    patch_a, patch_b = a.gray[y0:y1, x0:x1], b.gray[y0:y1, x0:x1]
+    patch_b = cv2.convertScaleAbs(patch_b, alpha=float(patch_a.mean()) / max(float(patch_b.mean()), 1.0))
+    origin = np.array([x0, y0], np.float32)
+    found, status, _ = cv2.calcOpticalFlowPyrLK(
+        patch_a, patch_b, (start - origin).reshape(-1, 1, 2), (guess - origin).reshape(-1, 1, 2),
+        winSize=LK_WINDOW, maxLevel=LK_LEVELS, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+    found, ok = found.reshape(-1, 2) + origin, status.ravel() == 1
+    anchors = len(ANCHORS)
+    head, _ = cv2.estimateAffinePartial2D(start[:anchors][ok[:anchors]], found[:anchors][ok[:anchors]],
+                                          method=cv2.RANSAC, ransacReprojThreshold=0.5)
+    if head is None:  # too few anchors followed: fall back on the tracker's head motion
+        head = compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head))
+    distance = np.linalg.norm(found[anchors:] - apply(head, start[anchors:]), axis=1) / max(a.tracked.face.box.width, 1)
+    distance[~ok[anchors:] | (distance > MAX_MOTION)] = np.nan  # lost, or LK settled on something else
+    return distance
 
-    def __init__(self, size: int, border: float, top_fraction: float):
-        self.size = size
-        self._inner = slice(round(border * size), size - round(border * size))
-        inner = self._inner.stop - self._inner.start
-        self._top = max(1, round(top_fraction * inner * inner))
 
-    def __call__(self, ref: np.ndarray, cur: np.ndarray) -> float:
-        """ref, cur: size x size uint8 -> motion in face widths."""
-        flow = farneback(ref, cur, PAPER_FARNEBACK)  # size x size x 2, px
-        flow = flow[self._inner, self._inner]
-        residual = flow - np.median(flow.reshape(-1, 2), axis=0)  # rigid head motion removed
-        mag = np.sqrt((residual**2).sum(axis=2)).ravel()
-        top = np.partition(mag, mag.size - self._top)[-self._top :]
-        return float(top.mean()) / self.size
+def region_motion(point_motion: np.ndarray) -> np.ndarray:
+    """Per-point motion over REGION_POINTS -> per region, the mean of its more-moved half
+    (len(REGION_NAMES),): an expression may move only part of a region, and one badly followed
+    point should not make a region move."""
+    out = np.empty(len(REGION_NAMES))
+    for r in range(len(REGION_NAMES)):
+        values = np.sort(point_motion[REGION_OF_POINT == r])
+        out[r] = values[len(values) // 2 :].mean()
+    return out
 
 
 class Spotter:
-    """update(index, gray, box) after every frame with a face; reset() when the face is lost."""
+    """update(index, gray, tracked) after every frame with a face; reset() when the face is lost."""
 
     def __init__(self, config: SpotterConfig, fps: float):
         self.config = config
         self.k = max(1, round(config.gap_s * fps))
         self.max_run = max(1, round(config.max_event_s * fps))
+        self.bridge = max(1, round(config.bridge_s * fps))
         self.warmup = max(2 * self.k, round(config.warmup_s * fps))
-        self.meter = MotionMeter(config.flow_size, config.border, config.top_fraction)
-        # Frames stay as long as an event can need them: its run plus k on each side, plus the lag.
-        self.history_frames = self.max_run + 3 * self.k + 2
-        self._gray: deque[tuple[int, np.ndarray]] = deque(maxlen=self.history_frames)
-        self._scores: deque[float] = deque(maxlen=max(self.warmup, round(config.window_s * fps)))
+        # Frames stay as long as an event can need them: its run and bridge plus k on each side, plus the lag.
+        self.history_frames = self.max_run + self.bridge + 3 * self.k + 2
+        self._frames: deque[_Frame] = deque(maxlen=self.history_frames)
+        self._noise: deque[np.ndarray] = deque(maxlen=max(self.warmup, round(config.window_s * fps)))
         self.reset()
 
     def reset(self) -> None:
-        self._gray.clear()
-        self._s: deque[float] = deque(maxlen=self.k + 1)  # s_{i-k} .. s_i
-        self._run: list[tuple[int, float]] = []  # (frame, c) of the current above-threshold run
-        self._run_threshold = 0.0
-        self.motion = float("nan")  # s of the latest frame
-        self.threshold = float("nan")  # threshold in force for the latest scored frame
+        self._frames.clear()
+        self._s: deque[np.ndarray] = deque(maxlen=self.k + 1)  # s_{i-k} .. s_i, per region
+        self._run: list[tuple[int, float, np.ndarray]] = []  # (frame, score, z per region) above threshold
+        self._below = 0  # frames below threshold since the run's last frame above it
+        self._dropping = False  # a run grew too long: wait for the score to fall before the next
+        self.region_motion = np.full(len(REGION_NAMES), np.nan)  # s of the latest frame, face widths
+        self.score = float("nan")  # max z of the latest scored frame (k frames back)
+        self.threshold = float("nan")  # inf during warm-up
 
-    def update(self, index: int, gray: np.ndarray, box: FaceBox) -> Spot | None:
+    def update(self, index: int, gray: np.ndarray, tracked: TrackedFace) -> Spot | None:
         """gray: the whole frame, H x W uint8. Returns an event when one has just ended."""
-        if self._gray and self._gray[-1][0] != index - 1:
-            self.reset()  # a gap (dropped frames, lost face): frame i-k is not k frames back
-        self._gray.append((index, gray))
-        self.motion = float("nan")
-        if len(self._gray) <= self.k:
+        if self._frames and (self._frames[-1].index != index - 1 or self._frames[-1].tracked.track != tracked.track):
+            self.reset()  # a gap or a new track: frame i-k is not k frames back on the same head
+        self._frames.append(_Frame(index, gray, tracked))
+        self.region_motion = np.full(len(REGION_NAMES), np.nan)
+        if len(self._frames) <= self.k:
             return None
-        ref = self._crop(self._gray[-1 - self.k][1], box)
-        self.motion = self.meter(ref, self._crop(gray, box))
-        self._s.append(self.motion)
+        motion = residual_motion(self._frames[-1 - self.k], self._frames[-1], _MEASURED)
+        self.region_motion = region_motion(np.nan_to_num(motion[: len(REGION_POINTS)]))  # lost: not moved
+        lids = np.nan_to_num(motion[len(REGION_POINTS):], nan=np.inf)  # a lid LK loses is closing
+        self._s.append(np.append(self.region_motion, np.median(lids)))
         if len(self._s) <= self.k:
             return None
-        return self._score(index - self.k, min(self._s[0], self._s[-1]), box)
+        c = np.minimum(self._s[0], self._s[-1])
+        return self._score(index - self.k, c[:-1], blink=c[-1] > self.config.blink_ratio * c[:-1].max())
 
-    def _score(self, j: int, c: float, box: FaceBox) -> Spot | None:
-        """Feed c_j (known k frames late); returns a Spot when an above-threshold run ends."""
-        if self._run:
-            threshold = self._run_threshold  # frozen: the event must not raise its own bar
-        elif len(self._scores) >= self.warmup:
-            history = np.fromiter(self._scores, dtype=np.float64)
-            median = np.median(history)
-            sigma = 1.4826 * np.median(np.abs(history - median))  # robust to past events
-            threshold = max(self.config.min_motion, median + self.config.z * sigma)
-        else:
-            threshold = float("inf")
-        self.threshold = threshold
-        if c > threshold:
-            if not self._run:
-                self._run_threshold = threshold
-            self._run.append((j, c))
+    def _score(self, j: int, c: np.ndarray, blink: bool) -> Spot | None:
+        """Feed c_j per region (known k frames late); returns a Spot when a short run ends."""
+        warm = len(self._noise) >= self.warmup
+        z = np.zeros_like(c)
+        if warm:
+            history = np.array(self._noise)  # frames x regions
+            median = np.median(history, axis=0)
+            sigma = 1.4826 * np.median(np.abs(history - median), axis=0)
+            z = (c - median) / np.maximum(sigma, 1e-9)
+        self._noise.append(c)
+        self.threshold = self.config.z if warm else float("inf")
+        if z.max() > self.threshold:
+            z = np.zeros_like(z) if blink else np.where(self._returned(j, c), z, 0.0)
+        self.score = float(z.max())
+        if self.score > self.threshold:
+            self._below = 0
+            if not self._dropping:
+                self._run.append((j, self.score, z))
+                if self._run[-1][0] - self._run[0][0] >= self.max_run:
+                    self._run, self._dropping = [], True  # talking, a held change: not a micro-expression
             return None
-        self._scores.append(c)
+        self._below += 1
+        if self._below < self.bridge:
+            return None
+        self._dropping = False
         run, self._run = self._run, []
-        if not run or len(run) > self.max_run:
+        if not run:
             return None
-        apex, peak = max(run, key=lambda jc: jc[1])
-        onset, offset = self._bounds(apex, box)
-        return Spot(onset, apex, offset, peak, self._run_threshold)
+        apex, peak, z_apex = max(run, key=lambda item: item[1])
+        order = np.argsort(-z_apex)
+        regions = tuple(REGION_NAMES[r] for r in order if z_apex[r] > self.threshold)
+        onset, offset = self._bounds(apex, int(order[0]))
+        return Spot(onset, apex, offset, peak, self.threshold, regions)
 
-    def _bounds(self, apex: int, box: FaceBox) -> tuple[int, int]:
-        """Onset: the last frame in [apex-k, apex) whose motion to the apex is still at least
-        bound_fraction of frame apex-k's; offset likewise in (apex, apex+k]. Both frames are still in
-        the history: it holds the longest run plus k on each side and the lag."""
-        frames = dict(self._gray)
-        apex_crop = self._crop(frames[apex], box)
+    def _returned(self, j: int, c: np.ndarray) -> np.ndarray:
+        """Per region: are frames j-k and j+k (the newest) alike, as around a brief expression? A
+        held smile, a slow release or a drift differs between them; a micro-expression does not."""
+        before, after = self._frames[-1 - 2 * self.k], self._frames[-1]  # frames j-k and j+k: no gaps in history
+        across = region_motion(np.nan_to_num(residual_motion(before, after, REGION_POINTS)))
+        return across < self.config.returned * c
+
+    def _bounds(self, apex: int, region: int) -> tuple[int, int]:
+        """Onset: the last frame in [apex-k, apex) whose motion to the apex, on the region that moved
+        most, is still at least bound_fraction of frame apex-k's; offset likewise in (apex, apex+k].
+        Both frames are still in the history: it holds the longest run plus k on each side and the lag."""
+        frames = {f.index: f for f in self._frames}
+        points = REGION_POINTS[REGION_OF_POINT == region]
 
         def motion(j: int) -> float:
-            return self.meter(self._crop(frames[j], box), apex_crop)
+            return float(np.nanmedian(residual_motion(frames[j], frames[apex], points)))
 
         def last_neutral(candidates: range, side: int) -> int:
             bar = self.config.bound_fraction * motion(side)
@@ -157,6 +217,3 @@ class Spotter:
         onset = last_neutral(range(apex - 1, apex - self.k, -1), apex - self.k)
         offset = last_neutral(range(apex + 1, apex + self.k), apex + self.k)
         return onset, offset
-
-    def _crop(self, gray: np.ndarray, box: FaceBox) -> np.ndarray:
-        return crop_face(gray, box, self.config.flow_size, self.config.flow_size)

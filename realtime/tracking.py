@@ -1,13 +1,16 @@
-"""Face tracking: mediapipe detection now and then, cheap Lucas-Kanade point tracking in between.
+"""Face tracking: landmarks found now and then, carried between by the head's rigid motion.
 
-Detection (a few ms) runs when there is no face, when the tracked points are lost, and every
-`redetect_s` to correct the slow drift of point tracking. The box handed on is smoothed with a time
-constant in seconds, so detector jitter does not move the crop from frame to frame.
+BlazeFace and the face mesh (epir_core.preprocess.face) find the face and its 468 landmarks when
+there is none. Between, Lucas-Kanade points on the face give the head's frame-to-frame similarity
+(shift, scale, roll; RANSAC, so a moving mouth or brow does not pull it), which carries the
+landmarks and accumulates into `head`: the map from the track's first frame to this one. The
+spotter removes head motion with `head`, which is smooth; the mesh is re-fitted every `refresh_s`
+to correct the landmarks' slow drift, without touching `head`. Detection runs again every
+`redetect_s` to notice a face that has gone.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -15,20 +18,38 @@ import cv2
 import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
-from epir_core.preprocess.face import FaceBox
+from epir_core.preprocess.face import Face, Roi
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    redetect_s: float = 1.0  # periodic re-detection bounds the drift of point tracking
-    smooth_s: float = 0.1  # time constant of the box's exponential smoothing
-    max_points: int = 40
-    min_points: int = 8  # fewer surviving points than this = the face is lost
+    refresh_s: float = 0.5  # face mesh re-fitted in the tracked region (about 6 ms)
+    redetect_s: float = 2.0  # full detection (about 8 ms) checks that the face is still there
+    max_points: int = 80
+    min_points: int = 12  # fewer inliers than this = the face is lost
+    ransac_px: float = 1.0  # a point further than this from the rigid motion is an outlier
     min_face_px: int = 48
 
 
+@dataclass(frozen=True)
+class TrackedFace:
+    face: Face  # landmarks carried to this frame
+    head: np.ndarray  # 2 x 3 similarity: track's first frame -> this frame
+    track: int  # a new number each time the face is found anew: heads of two tracks do not compose
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """2 x 3 affine maps: outer after inner."""
+    return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """N x 2 points through a 2 x 3 affine map."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
 class FaceTracker:
-    """update(gray, frame) -> smoothed FaceBox, or None while no face is found."""
+    """update(gray, frame) -> TrackedFace, or None while no face is found."""
 
     def __init__(self, config: TrackerConfig, fps: float, locator=None):
         if locator is None:
@@ -36,62 +57,85 @@ class FaceTracker:
 
             locator = FaceLocator(min_face_px=config.min_face_px)
         self.config, self.locator = config, locator
+        self._refresh_every = max(1, round(config.refresh_s * fps))
         self._redetect_every = max(1, round(config.redetect_s * fps))
-        self._alpha = 1.0 - math.exp(-1.0 / max(config.smooth_s * fps, 1e-6))
-        self._box: np.ndarray | None = None  # smoothed x, y, w, h (float)
-        self._raw: np.ndarray | None = None  # tracked x, y, w, h before smoothing
-        self._points: np.ndarray | None = None  # N x 1 x 2 float32, LK points inside the face
+        self._tracked: TrackedFace | None = None
+        self._points: np.ndarray | None = None  # N x 1 x 2 float32, LK points on the face
         self._prev_gray: np.ndarray | None = None
-        self._since_detect = 0
+        self._frames = 0  # frames since the track began
+        self._tracks = 0
         self.detections = 0
         self.last_ms: dict[str, float] = {}
 
-    def update(self, gray: np.ndarray, frame_bgr: np.ndarray) -> FaceBox | None:
+    def update(self, gray: np.ndarray, frame_bgr: np.ndarray) -> TrackedFace | None:
         """gray: H x W uint8 of frame_bgr (H x W x 3)."""
-        start = time.perf_counter()
         self.last_ms = {}
-        tracked = self._track(gray) if self._raw is not None else False
+        start = time.perf_counter()
+        if self._tracked is not None and not self._follow(gray):
+            self._tracked = None
         self.last_ms["track"] = (time.perf_counter() - start) * 1e3
-        if not tracked or self._since_detect >= self._redetect_every:
-            self._detect(gray, frame_bgr)
+        if self._tracked is None or self._frames % self._redetect_every == 0:
+            self._find(gray, frame_bgr, keep_track=self._tracked is not None)
+        elif self._frames % self._refresh_every == 0:
+            self._refit(gray, frame_bgr)
         self._prev_gray = gray
-        self._since_detect += 1
-        if self._raw is None:
-            self._box = None
-            return None
-        self._box = self._raw.copy() if self._box is None else self._box + self._alpha * (self._raw - self._box)
-        x, y, w, h = self._box
-        return FaceBox(round(x), round(y), round(w), round(h))
+        self._frames += 1
+        return self._tracked
 
-    def _track(self, gray: np.ndarray) -> bool:
-        """Move the raw box by the median shift of the LK points; False when too few survive."""
+    def _follow(self, gray: np.ndarray) -> bool:
+        """Carry landmarks and head by the rigid motion of the LK points; False when it is lost."""
         if self._points is None or len(self._points) < self.config.min_points:
             return False
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(
-            self._prev_gray, gray, self._points, None, winSize=(15, 15), maxLevel=2
-        )
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_gray, gray, self._points, None,
+                                                    winSize=(15, 15), maxLevel=2)
         ok = status.ravel() == 1
         if ok.sum() < self.config.min_points:
             return False
-        shift = np.median(moved[ok] - self._points[ok], axis=0).ravel()  # dx, dy
-        self._raw[:2] += shift
-        self._points = moved[ok].reshape(-1, 1, 2)
+        step, inliers = cv2.estimateAffinePartial2D(self._points[ok], moved[ok], method=cv2.RANSAC,
+                                                    ransacReprojThreshold=self.config.ransac_px)
+        if step is None or inliers.sum() < self.config.min_points:
+            return False
+        previous = self._tracked
+        landmarks = apply(step, previous.face.landmarks)
+        self._tracked = TrackedFace(Face.from_landmarks(landmarks), compose(step, previous.head), previous.track)
+        self._points = moved[ok][inliers.ravel() == 1].reshape(-1, 1, 2)
+        if len(self._points) < self.config.max_points // 2:
+            self._points = self._seed_points(gray, self._tracked.face)
         return True
 
-    def _detect(self, gray: np.ndarray, frame_bgr: np.ndarray) -> None:
+    def _find(self, gray: np.ndarray, frame_bgr: np.ndarray, keep_track: bool) -> None:
+        """Detector and mesh. A face still tracked keeps its head and track number."""
         start = time.perf_counter()
         try:
-            box = self.locator.detect(frame_bgr)
+            face = self.locator.locate(frame_bgr)
         except (NoFaceError, FaceTooSmallError):
-            self._raw = self._points = None
+            self._tracked, self._points = None, None
             return
         finally:
             self.last_ms["detect"] = (time.perf_counter() - start) * 1e3
-            self._since_detect = 0
             self.detections += 1
-        self._raw = np.array([box.x, box.y, box.width, box.height], dtype=np.float64)
+        if keep_track:
+            self._tracked = TrackedFace(face, self._tracked.head, self._tracked.track)
+        else:
+            self._tracks += 1
+            self._frames = 0
+            self._tracked = TrackedFace(face, np.eye(2, 3), self._tracks)
+            self._points = self._seed_points(gray, face)
+
+    def _refit(self, gray: np.ndarray, frame_bgr: np.ndarray) -> None:
+        """The mesh again, in the region the tracked landmarks give (no detector)."""
+        start = time.perf_counter()
+        try:
+            face = self.locator.landmarks(frame_bgr, Roi.around(self._tracked.face.landmarks))
+        except FaceTooSmallError:
+            return
+        finally:
+            self.last_ms["mesh"] = (time.perf_counter() - start) * 1e3
+        self._tracked = TrackedFace(face, self._tracked.head, self._tracked.track)
+
+    def _seed_points(self, gray: np.ndarray, face: Face) -> np.ndarray | None:
+        """Corners inside the face's landmark hull, where the head's motion is measured."""
         mask = np.zeros_like(gray)
-        mask[max(0, box.y) : box.y + box.height, max(0, box.x) : box.x + box.width] = 255
-        self._points = cv2.goodFeaturesToTrack(
-            gray, self.config.max_points, qualityLevel=0.01, minDistance=max(4, box.width // 20), mask=mask
-        )
+        cv2.fillConvexPoly(mask, cv2.convexHull(face.landmarks.astype(np.int32)), 255)
+        return cv2.goodFeaturesToTrack(gray, self.config.max_points, qualityLevel=0.01,
+                                       minDistance=max(4, face.box.width // 16), mask=mask)

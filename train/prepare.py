@@ -85,15 +85,15 @@ def _read(path: Path) -> np.ndarray:
 def _make_input(sample: RawSample, recipe: InputRecipe, locator: FaceLocator) -> tuple[np.ndarray, Path]:
     """The model input of one sample and the apex frame it used. Raises EPIRError (face, flow, files)."""
     onset = _read(sample.onset)
-    box = locator.locate(onset)  # onset and apex share the onset's box
+    face = locator.locate(onset)  # onset and apex are cut the same way, from the onset's face
     if sample.apex is not None:
         apex_path = sample.apex
     else:
-        crops = [crop_pair(onset, _read(p), recipe, box)[1] for p in sample.frames]  # frames[0] is the onset
+        crops = [crop_pair(onset, _read(p), recipe, face)[1] for p in sample.frames]  # frames[0] is the onset
         apex_path = sample.frames[max_flow_apex(crops)]
     if apex_path == sample.onset:
         raise EPIRError("onset and apex are the same frame")
-    return make_model_input(onset, _read(apex_path), recipe, box), apex_path
+    return make_model_input(onset, _read(apex_path), recipe, face), apex_path
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:

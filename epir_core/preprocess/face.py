@@ -1,18 +1,36 @@
-"""Face box from mediapipe's bundled models (0.10.21 ships the .tflite files: nothing is downloaded).
+"""Faces in a frame: BlazeFace finds them, the 468-point face mesh places landmarks.
 
-The detector (BlazeFace) gives a coarse box cheaply; the face mesh then refines it to the tight
-forehead-to-chin box of the composite's crops. mediapipe is imported lazily: the training GPU
-machine has no mediapipe and only reads prepared inputs.
+Both models are mediapipe's own (Apache 2.0) and ship in epir_core/face_models/ with their SHA-256,
+checked before loading: mediapipe releases after 0.10.21 carry no model files and nothing may be
+downloaded at run time. BlazeFace runs through mediapipe's Tasks API, which exists on every Python
+that mediapipe supports. The face-mesh model runs through OpenCV's TFLite importer: the Tasks
+FaceLandmarker only takes the 478-point model of its own bundle, which mediapipe does not ship.
+
+The mesh is run as mediapipe's face-mesh graph runs it: a square region 1.5 times the face, turned
+so the eyes are level, resized to 192 px, RGB in [0, 1]; the landmarks are mapped back to the frame.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
+import cv2
 import numpy as np
 
-from epir_core.errors import FaceTooSmallError, NoFaceError
+from epir_core.errors import FaceModelError, FaceTooSmallError, NoFaceError
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "face_models"
+MESH_INPUT = 192  # the face-mesh model's input side, px
+MESH_POINTS = 468
+ROI_SCALE = 1.5  # the mesh sees 1.5 x the face, as in mediapipe's face-mesh graph
+# Landmarks on the outer eye corners (mesh indices): they set the roll of the region of interest.
+RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 
 
 @dataclass(frozen=True)
@@ -37,28 +55,80 @@ class FaceBox:
         return FaceBox(round(cx - w / 2), round(cy - h / 2), round(w), round(h))
 
 
-class FaceLocator:
-    """locate(frame) -> FaceBox, with the cost of each stage of the last call in `last_ms`.
+@dataclass(frozen=True)
+class Face:
+    """A located face: its landmark box and the face-mesh landmarks (468 x 2, frame pixels)."""
 
-    The live app calls `detect` (a few ms) to track and `locate` (detector + mesh) when it needs the
-    tight box; `last_ms` = {"detect": ms, "mesh": ms} lets it see what each call cost.
+    box: FaceBox
+    landmarks: np.ndarray | None = None  # None where only a box is known (old checkpoints, tests)
+
+    @classmethod
+    def from_landmarks(cls, landmarks: np.ndarray) -> "Face":
+        low, high = landmarks.min(axis=0), landmarks.max(axis=0)
+        box = FaceBox(round(low[0]), round(low[1]), round(high[0] - low[0]), round(high[1] - low[1]))
+        return cls(box, landmarks.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A square region of a frame, turned by `angle` radians (clockwise in image coordinates)."""
+
+    cx: float
+    cy: float
+    size: float
+    angle: float
+
+    def to_input(self, side: int) -> np.ndarray:
+        """2 x 3 affine map from frame pixels to a side x side image of the region, level eyes."""
+        c, s, k = math.cos(self.angle), math.sin(self.angle), side / self.size
+        return np.array([[c * k, s * k, side / 2 - k * (c * self.cx + s * self.cy)],
+                         [-s * k, c * k, side / 2 - k * (-s * self.cx + c * self.cy)]])
+
+    @classmethod
+    def around(cls, landmarks: np.ndarray) -> "Roi":
+        """The mesh's next region from its last landmarks (how mediapipe tracks between detections)."""
+        (x0, y0), (x1, y1) = landmarks[RIGHT_EYE_OUTER], landmarks[LEFT_EYE_OUTER]
+        low, high = landmarks.min(axis=0), landmarks.max(axis=0)
+        cx, cy = (low + high) / 2
+        return cls(cx, cy, ROI_SCALE * max(high - low), math.atan2(y1 - y0, x1 - x0))
+
+
+def model_path(name: str) -> Path:
+    """A shipped model file whose SHA-256 matches face_models/MODELS.json; FaceModelError otherwise."""
+    manifest = json.loads((MODELS_DIR / "MODELS.json").read_text())
+    path = MODELS_DIR / name
+    if name not in manifest["files"] or not path.is_file():
+        raise FaceModelError(f"face model {path} is missing")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != manifest["files"][name]["sha256"]:
+        raise FaceModelError(f"face model {path} does not match its SHA-256 in MODELS.json")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _verified_models() -> tuple[str, str]:
+    return str(model_path("face_detection_short_range.tflite")), str(model_path("face_landmark.tflite"))
+
+
+class FaceLocator:
+    """detect(frame) -> (box, roi); landmarks(frame, roi) -> Face; locate(frame) -> Face.
+
+    `last_ms` holds the cost of each stage of the last call ({"detect": ms, "mesh": ms}). One
+    locator per thread: neither graph may be called from two threads at once.
     """
 
     def __init__(self, min_face_px: int = 48, min_confidence: float = 0.5):
-        import mediapipe as mp  # lazy: heavy, and absent on the training GPU machine
+        from mediapipe.tasks.python import BaseOptions, vision  # lazy: absent on the training GPU machine
 
+        detector_path, mesh_path = _verified_models()
         self.min_face_px = min_face_px
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=0, min_detection_confidence=min_confidence
-        )
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, min_detection_confidence=min_confidence
-        )
+        self._detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=detector_path), min_detection_confidence=min_confidence))
+        self._mesh = cv2.dnn.readNetFromTFLite(mesh_path)
         self.last_ms: dict[str, float] = {}
 
     def close(self) -> None:
         self._detector.close()
-        self._mesh.close()
 
     def __enter__(self) -> "FaceLocator":
         return self
@@ -66,44 +136,52 @@ class FaceLocator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def detect(self, frame_bgr: np.ndarray) -> FaceBox:
-        """The detector's box of the most confident face (no mesh)."""
+    def detect(self, frame_bgr: np.ndarray) -> tuple[FaceBox, Roi]:
+        """The most confident face's detector box and the mesh region it gives."""
+        import mediapipe as mp
+
         start = time.perf_counter()
         # The short-range detector misses faces that fill the whole frame (tight crops such as the
         # CASME II cropped release), so it looks at the frame inside a border of a quarter side.
         pad = max(frame_bgr.shape[:2]) // 4
-        padded = np.pad(frame_bgr[..., ::-1], ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        result = self._detector.process(np.ascontiguousarray(padded))
+        rgb = _rgb(frame_bgr)
+        padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=padded))
         self.last_ms = {"detect": (time.perf_counter() - start) * 1e3}
         if not result.detections:
             raise NoFaceError("no face found in the frame")
-        best = max(result.detections, key=lambda d: d.score[0])
-        rel = best.location_data.relative_bounding_box
+        best = max(result.detections, key=lambda d: d.categories[0].score)
+        b = best.bounding_box
+        box = FaceBox(b.origin_x - pad, b.origin_y - pad, b.width, b.height)
+        self._check_size(box)
         ph, pw = padded.shape[:2]
-        box = FaceBox(
-            round(rel.xmin * pw) - pad, round(rel.ymin * ph) - pad, round(rel.width * pw), round(rel.height * ph)
-        )
-        self._check_size(box)
-        return box
+        (x0, y0), (x1, y1) = [(k.x * pw - pad, k.y * ph - pad) for k in best.keypoints[:2]]  # right, left eye
+        roi = Roi(box.x + box.width / 2, box.y + box.height / 2, ROI_SCALE * max(box.width, box.height),
+                  math.atan2(y1 - y0, x1 - x0))
+        return box, roi
 
-    def locate(self, frame_bgr: np.ndarray) -> FaceBox:
-        """Tight forehead-to-chin box: detector box, then the face mesh's landmark extent inside it."""
-        coarse = self.detect(frame_bgr)
-        detect_ms = self.last_ms["detect"]
+    def landmarks(self, frame_bgr: np.ndarray, roi: Roi) -> Face:
+        """The face mesh inside `roi`: 468 landmarks in frame pixels."""
         start = time.perf_counter()
-        # The mesh runs on the detector's box with room around it, so it sees one large face.
-        region = coarse.scaled(aspect=1.0, margin=0.35)
-        crop, (ox, oy) = _crop_with_border(frame_bgr, region)
-        result = self._mesh.process(np.ascontiguousarray(crop[..., ::-1]))
-        self.last_ms = {"detect": detect_ms, "mesh": (time.perf_counter() - start) * 1e3}
-        if not result.multi_face_landmarks:
-            raise NoFaceError("the face mesh found no face inside the detector's box")
-        points = np.array([(p.x, p.y) for p in result.multi_face_landmarks[0].landmark])  # 468 x 2, relative
-        xs = points[:, 0] * crop.shape[1] + ox
-        ys = points[:, 1] * crop.shape[0] + oy
-        box = FaceBox(round(xs.min()), round(ys.min()), round(xs.max() - xs.min()), round(ys.max() - ys.min()))
-        self._check_size(box)
-        return box
+        to_input = roi.to_input(MESH_INPUT)
+        crop = cv2.warpAffine(_rgb(frame_bgr), to_input, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        blob = crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0  # 1 x 3 x 192 x 192, RGB in [0, 1]
+        self._mesh.setInput(blob)
+        out = next(o for o in self._mesh.forward(self._mesh.getUnconnectedOutLayersNames())
+                   if o.size == MESH_POINTS * 3)
+        points = out.reshape(MESH_POINTS, 3)[:, :2]  # in the 192 px input
+        to_frame = cv2.invertAffineTransform(to_input)
+        points = points @ to_frame[:, :2].T + to_frame[:, 2]
+        self.last_ms["mesh"] = (time.perf_counter() - start) * 1e3
+        face = Face.from_landmarks(points)
+        self._check_size(face.box)
+        return face
+
+    def locate(self, frame_bgr: np.ndarray) -> Face:
+        """Detector, then the face mesh in the region it gives."""
+        _, roi = self.detect(frame_bgr)
+        return self.landmarks(frame_bgr, roi)
 
     def _check_size(self, box: FaceBox) -> None:
         if min(box.width, box.height) < self.min_face_px:
@@ -112,21 +190,23 @@ class FaceLocator:
             )
 
 
-def _crop_with_border(frame: np.ndarray, box: FaceBox) -> tuple[np.ndarray, tuple[int, int]]:
-    """frame[box] with edge-replicated border where the box leaves the frame; returns the crop and
-    the frame coordinates of its top-left pixel."""
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    """BGR or grey uint8 -> contiguous RGB, as both models expect."""
+    code = cv2.COLOR_GRAY2RGB if frame.ndim == 2 else cv2.COLOR_BGR2RGB
+    return cv2.cvtColor(frame, code)
+
+
+def _crop_with_border(frame: np.ndarray, box: FaceBox) -> np.ndarray:
+    """frame[box] with edge-replicated border where the box leaves the frame."""
     h, w = frame.shape[:2]
     top, left = max(0, -box.y), max(0, -box.x)
     bottom, right = max(0, box.y + box.height - h), max(0, box.x + box.width - w)
     inner = frame[max(0, box.y) : min(h, box.y + box.height), max(0, box.x) : min(w, box.x + box.width)]
     pad = ((top, bottom), (left, right)) + ((0, 0),) * (frame.ndim - 2)
-    return np.pad(inner, pad, mode="edge"), (box.x, box.y)
+    return np.pad(inner, pad, mode="edge")
 
 
 def crop_face(frame: np.ndarray, box: FaceBox, height: int, width: int, margin: float = 0.0) -> np.ndarray:
     """The face box (grown to the crop's aspect) resized to height x width; same dtype/channels."""
-    import cv2
-
     region = box.scaled(aspect=width / height, margin=margin)
-    crop, _ = _crop_with_border(frame, region)
-    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(_crop_with_border(frame, region), (width, height), interpolation=cv2.INTER_AREA)

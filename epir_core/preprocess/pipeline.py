@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from epir_core.errors import FlowError
-from epir_core.preprocess.face import FaceBox, crop_face
+from epir_core.preprocess.align import aligned_crop, alignment_matrix
+from epir_core.preprocess.face import Face, crop_face
 from epir_core.preprocess.flow import compute_flow
 from epir_core.preprocess.recipe import InputRecipe
 from epir_core.preprocess.strain import optical_strain
@@ -23,12 +24,17 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
 
 
 def crop_pair(onset_bgr: np.ndarray, apex_bgr: np.ndarray, recipe: InputRecipe,
-              box: FaceBox) -> tuple[np.ndarray, np.ndarray]:
-    """Both frames cropped with the same box (so head-still motion is the face's own) and made grey:
-    two crop_height x crop_width uint8 images."""
-    crop = (recipe.crop_height, recipe.crop_width)
-    return (crop_face(to_grey(onset_bgr), box, *crop, margin=recipe.face_margin),
-            crop_face(to_grey(apex_bgr), box, *crop, margin=recipe.face_margin))
+              face: Face) -> tuple[np.ndarray, np.ndarray]:
+    """Both frames cut the same way from the onset's face (so the motion between them is the
+    face's own) and made grey: two crop_height x crop_width uint8 images."""
+    size = (recipe.crop_height, recipe.crop_width)
+    if recipe.align == "similarity":
+        if face.landmarks is None:
+            raise FlowError("the recipe aligns faces by their landmarks, and this face has none")
+        matrix = alignment_matrix(face.landmarks, np.array(recipe.template), *size)
+        return tuple(aligned_crop(to_grey(frame), matrix, *size) for frame in (onset_bgr, apex_bgr))
+    return tuple(crop_face(to_grey(frame), face.box, *size, margin=recipe.face_margin)
+                 for frame in (onset_bgr, apex_bgr))
 
 
 def _minmax(channel: np.ndarray) -> np.ndarray:
@@ -40,18 +46,24 @@ def _minmax(channel: np.ndarray) -> np.ndarray:
 def flow_to_input(flow: np.ndarray, recipe: InputRecipe) -> np.ndarray:
     """H x W x 2 flow -> 3 x size x size float32 in [0, 1], channels (u, v, strain|magnitude).
 
-    The third channel is computed on the full-resolution flow (derivatives of a resized flow would
-    depend on the resize), then each map is resized and min-max stretched, and finally quantised
-    as the composite's 8-bit PNGs were.
+    The maps are resized, the third channel is computed on the crop's flow or on the resized one
+    (recipe.strain_grid), each map is min-max stretched, and finally quantised as the composite's
+    8-bit PNGs were.
     """
     if not np.isfinite(flow).all():
         raise FlowError("optical flow has non-finite values")
-    if recipe.third_channel == "strain":
-        third = optical_strain(flow)
+    interpolation = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}[recipe.resize]
+
+    def resize(maps: np.ndarray) -> np.ndarray:
+        return cv2.resize(maps, (recipe.size, recipe.size), interpolation=interpolation)
+
+    if recipe.third_channel == "magnitude":
+        small = resize(np.dstack([flow, np.linalg.norm(flow, axis=-1)]).astype(np.float32))  # size x size x 3
+    elif recipe.strain_grid == "input":
+        uv = resize(flow.astype(np.float32))  # size x size x 2
+        small = np.dstack([uv, optical_strain(uv, differences="central")])
     else:
-        third = np.linalg.norm(flow, axis=-1)
-    maps = np.dstack([flow[..., 0], flow[..., 1], third]).astype(np.float32)  # H x W x 3
-    small = cv2.resize(maps, (recipe.size, recipe.size), interpolation=cv2.INTER_AREA)  # size x size x 3
+        small = resize(np.dstack([flow, optical_strain(flow)]).astype(np.float32))
     x = np.stack([_minmax(small[..., c]) for c in range(3)])  # 3 x size x size
     if recipe.quantise_bits:
         levels = 2**recipe.quantise_bits - 1
@@ -60,10 +72,10 @@ def flow_to_input(flow: np.ndarray, recipe: InputRecipe) -> np.ndarray:
 
 
 def make_model_input(onset_bgr: np.ndarray, apex_bgr: np.ndarray, recipe: InputRecipe,
-                     box: FaceBox) -> np.ndarray:
+                     face: Face) -> np.ndarray:
     """The model input of one onset/apex pair: 3 x size x size float32 in [0, 1].
 
     Raises FlowError when the flow is not finite; face errors come from FaceLocator, before this.
     """
-    onset, apex = crop_pair(onset_bgr, apex_bgr, recipe, box)
+    onset, apex = crop_pair(onset_bgr, apex_bgr, recipe, face)
     return flow_to_input(compute_flow(onset, apex, recipe.flow_params), recipe)

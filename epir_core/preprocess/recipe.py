@@ -6,7 +6,7 @@ finds there, so that live inputs are made exactly as the training inputs were.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,21 @@ FlowParams = TVL1Params | FarnebackParams | DISParams
 class InputRecipe:
     crop_height: int = 170  # the composite's tight forehead-to-chin crops are about 170x140 px
     crop_width: int = 140
-    face_margin: float = 0.0  # extra fraction of the landmark box on each side before cropping
+    # How both frames are cut from the onset's face: "box" crops the landmark box (grown by
+    # face_margin), as the first build did; "similarity" warps the face-mesh landmarks onto
+    # `template` (align.py). Defaults are the first build's, so its checkpoints load unchanged.
+    align: str = "box"
+    template: tuple = ()  # (x, y) fractions of the crop, one per align.ALIGN_POINTS entry
+    face_margin: float = 0.0  # extra fraction of the landmark box on each side ("box" only)
     flow: str = "tvl1"  # tvl1 | farneback | dis
     flow_params: FlowParams = None  # None = the algorithm's defaults (filled in on construction)
     third_channel: str = "strain"  # strain | magnitude
+    # Where strain is differentiated: "crop" = forward differences on the crop's flow, then resized
+    # (the first build); "input" = central differences on the resized size x size flow, which is
+    # how the composite's strain relates to its own u and v (correlation 0.84-0.86, README).
+    strain_grid: str = "crop"
     size: int = 28
+    resize: str = "area"  # area | linear: OpenCV interpolation of the maps down to size x size
     normalise: str = "minmax"  # per-channel min-max stretch to [0, 1]
     quantise_bits: int = 8  # the composite flows were stored as 8-bit PNGs
     channels: tuple = ("u", "v", "strain")  # derived from third_channel; kept in the dict for readers
@@ -71,6 +81,15 @@ class InputRecipe:
             object.__setattr__(self, "flow_params", expected())
         elif not isinstance(self.flow_params, expected):
             raise ValueError(f"flow {self.flow!r} needs {expected.__name__}, got {type(self.flow_params).__name__}")
+        if self.align not in ("box", "similarity"):
+            raise ValueError(f"unknown alignment {self.align!r}; expected box or similarity")
+        object.__setattr__(self, "template", tuple(tuple(float(c) for c in point) for point in self.template))
+        if self.align == "similarity" and not self.template:
+            raise ValueError("similarity alignment needs a template")
+        if self.strain_grid not in ("crop", "input"):
+            raise ValueError(f"unknown strain grid {self.strain_grid!r}; expected crop or input")
+        if self.resize not in ("area", "linear"):
+            raise ValueError(f"unknown resize {self.resize!r}; expected area or linear")
         if self.third_channel not in ("strain", "magnitude"):
             raise ValueError(f"unknown third channel {self.third_channel!r}")
         if self.normalise != "minmax":
@@ -79,17 +98,21 @@ class InputRecipe:
 
     @classmethod
     def composite(cls) -> "InputRecipe":
-        """The recipe of the MEGC 2019 composite flows (STSTNet: TV-L1 on tight face crops)."""
-        return cls()
+        """The recipe of the MEGC 2019 composite flows (STSTNet: TV-L1 on tight face crops), with
+        the crops aligned as the composite's faces are."""
+        from epir_core.preprocess.align import load_template
+
+        return cls(align="similarity", template=load_template(), strain_grid="input", resize="linear")
 
     @classmethod
     def paper(cls) -> "InputRecipe":
-        """The EPIR paper's description: Farneback flow, strain third channel."""
-        return cls(flow="farneback")
+        """The EPIR paper's description: Farneback flow, strain third channel, aligned crops."""
+        return replace(cls.composite(), flow="farneback", flow_params=None)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        d["template"] = [list(point) for point in self.template]
         return d
 
     @classmethod

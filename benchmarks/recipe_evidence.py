@@ -1,6 +1,6 @@
 """Evidence that the recipe behaves like the composite's, and the TV-L1 speed/fidelity table.
 
-    python -m epir_core.preprocess.evidence [--faces DIR] [--pairs N] [--json]
+    python -m benchmarks.recipe_evidence [--faces DIR] [--pairs N] [--json]
 
 1. Synthetic warps of real apex faces (a Gaussian bump of known displacement, sensor noise, a
    little head sway): does the input recover the sign of u and v at the bump, is the strain
@@ -24,7 +24,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from epir_core.preprocess.face import FaceBox, FaceLocator
+from epir_core.preprocess.face import Face, FaceLocator
+from epir_core.preprocess.align import alignment_matrix
 from epir_core.preprocess.flow import compute_flow
 from epir_core.preprocess.pipeline import crop_pair, flow_to_input, make_model_input
 from epir_core.preprocess.recipe import FLOW_NAMES, DISParams, FarnebackParams, InputRecipe, TVL1Params
@@ -81,12 +82,16 @@ def make_pairs(faces_dir: Path, n: int, seed: int = 0):
     return pairs
 
 
-def _warp_in_input(warp: Warp, box: FaceBox, recipe: InputRecipe, shape: tuple[int, int]) -> tuple[float, float]:
-    """The bump's centre in 28x28 input coordinates (col, row)."""
-    region = box.scaled(recipe.crop_width / recipe.crop_height, recipe.face_margin)
-    col = (warp.cx * shape[1] - region.x) / region.width * recipe.size
-    row = (warp.cy * shape[0] - region.y) / region.height * recipe.size
-    return col, row
+def _warp_in_input(warp: Warp, face: Face, recipe: InputRecipe, shape: tuple[int, int]) -> tuple[float, float, float]:
+    """The bump's centre in 28x28 input coordinates (col, row), and input pixels per frame pixel."""
+    x, y = warp.cx * shape[1], warp.cy * shape[0]
+    if recipe.align == "similarity":
+        m = alignment_matrix(face.landmarks, np.array(recipe.template), recipe.crop_height, recipe.crop_width)
+        (cx, cy), scale = m[:, :2] @ (x, y) + m[:, 2], float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        return cx / recipe.crop_width * recipe.size, cy / recipe.crop_height * recipe.size, scale * recipe.size / recipe.crop_width
+    region = face.box.scaled(recipe.crop_width / recipe.crop_height, recipe.face_margin)
+    return ((x - region.x) / region.width * recipe.size, (y - region.y) / region.height * recipe.size,
+            recipe.size / region.width)
 
 
 def warp_evidence(pairs, recipe: InputRecipe) -> dict:
@@ -97,7 +102,7 @@ def warp_evidence(pairs, recipe: InputRecipe) -> dict:
     for onset, apex, warp, box in pairs:
         x = make_model_input(onset, apex, recipe, box)  # 3 x 28 x 28
         inputs.append(x)
-        col, row = _warp_in_input(warp, box, recipe, onset.shape[:2])
+        col, row, scale = _warp_in_input(warp, box, recipe, onset.shape[:2])
         rows, cols = np.mgrid[0 : recipe.size, 0 : recipe.size]
         weight = np.exp(-((cols - col) ** 2 + (rows - row) ** 2) / (2 * 3.0**2))  # the bump, in input pixels
         # Zero motion has no fixed value after min-max, so compare the bump with the frame's median.
@@ -107,7 +112,7 @@ def warp_evidence(pairs, recipe: InputRecipe) -> dict:
         # a derivative, peaks there too: the peak is looked for inside a 2-pixel border.
         strain = cv2.GaussianBlur(x[2], (5, 5), 0)[2:-2, 2:-2]
         peak_row, peak_col = np.add(np.unravel_index(np.argmax(strain), strain.shape), 2)
-        bump_px = 2.5 * warp.sigma * onset.shape[1] * recipe.size / box.scaled(recipe.crop_width / recipe.crop_height).width
+        bump_px = 2.5 * warp.sigma * onset.shape[1] * scale
         near += np.hypot(peak_col - col, peak_row - row) <= bump_px
         inside = np.hypot(cols - col, rows - row) <= bump_px
         contrast.append(x[2][inside].mean() / max(x[2][~inside].mean(), 1e-6))
@@ -166,7 +171,7 @@ def main(
 ) -> None:
     """Synthetic-warp evidence and the TV-L1 speed/fidelity table.
 
-    Example: python -m epir_core.preprocess.evidence --pairs 24
+    Example: python -m benchmarks.recipe_evidence --pairs 24
     """
     console = Console(stderr=True, width=140)
     if not faces.is_dir() or not any(faces.glob("*.jpg")):
