@@ -20,3 +20,15 @@ class FaceTooSmallError(EPIRError):
 
 class FlowError(EPIRError):
     """Optical flow failed or produced non-finite values."""
+
+
+class DeviceUnavailable(EPIRError):
+    """The requested device (cuda) is not available to this PyTorch build."""
+
+
+class BackendUnavailable(EPIRError):
+    """An inference backend cannot run here: package missing, wrong device, or output unlike PyTorch's."""
+
+
+class CacheError(EPIRError):
+    """The model cache folder cannot be trusted: owned by another user, or writable by group or others."""
