@@ -1,7 +1,7 @@
 """epir-bench: what the model and the live pipeline cost, measured the same way every time.
 
-Exit codes: 0 done; 2 bad usage; 3 the requested device is not available; 4 the run failed (one line
-on stderr; with --output, nothing already in the file is touched).
+Model backends are built by epir_core.runtime exactly as epir-live builds them; --threads is the
+CPU threads of torch, OpenCV and ONNX Runtime, and each latency row records the threads it ran on.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -20,12 +21,13 @@ from benchmarks.record import run_benchmark
 from benchmarks.report import append_jsonl, render, render_spotting
 from benchmarks.spotting_bench import spotting_record
 from benchmarks.timing import set_threads
-from epir_core.provenance import REPO_ROOT
+from epir_core.errors import DeviceUnavailable
+from epir_core.exit_codes import ExitCode, exit_help
+from epir_core.paths import data_root as default_data_root
+from epir_core.runtime import first_line, resolve_device
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
-
-EXIT_DEVICE, EXIT_FAILED = 3, 4
-DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
+EXIT_CODES = (ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE, ExitCode.DEVICE, ExitCode.OUTPUT, ExitCode.INTERRUPTED)
 
 
 @app.command(
@@ -35,10 +37,11 @@ DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
     "  epir-bench --device cuda --output bench.jsonl   # on a GPU: + torch.compile, TensorRT, fp16\n\n"
     "  epir-bench --full --output bench.jsonl          # every preset and backend (minutes)\n\n"
     "  epir-bench --spotting --json                    # does the spotter find micro-expressions? (minutes)\n\n"
-    "Exit codes: 0 done, 2 bad usage, 3 the device is not available, 4 the run failed.\n"
+    "Exit codes (with --output, nothing already in the file is touched on a failure):\n\n"
+    "\b\n" + exit_help(*EXIT_CODES) + "\n"
 )
 def main(
-    quick: bool = typer.Option(False, "--quick", help="CI smoke test: seconds, eager model only."),
+    quick: bool = typer.Option(False, "--quick", help="CI smoke test: seconds, eager model (torch backend) only."),
     full: bool = typer.Option(False, "--full", help="Every preset and backend, both batch sizes, fp16 on GPU."),
     spotting: bool = typer.Option(False, "--spotting", help="The spotting benchmark instead: scenario clips on many "
                                   "faces, recall, precision, F1, false events per minute, apex error (--quick: 2 clips)."),
@@ -47,7 +50,8 @@ def main(
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
     output: Path = typer.Option(None, "--output", help="Append the record as one JSON line to this file."),
     data_root: Path = typer.Option(
-        None, help="Where the composite's faces are [default: ../shared/data if present, else a random-texture face]."
+        None, help="Where the composite's faces are [default: $EPIR_DATA or ../shared/data if present, else a "
+        "random-texture face]."
     ),
 ) -> None:
     """Measure parameters, MACs, model latency per backend, pipeline stages and end-to-end speed."""
@@ -55,13 +59,16 @@ def main(
     if not err.is_terminal:
         err = Console(stderr=True, width=160)  # a log file: wide enough that the tables stay readable
     if quick and full:
-        err.print("error: choose one of --quick and --full")
-        raise typer.Exit(2)
+        _fail(err, "choose one of --quick and --full", ExitCode.USAGE)
     if data_root is not None and not data_root.is_dir():
-        err.print(f"error: --data-root: {data_root} is not a folder")
-        raise typer.Exit(2)
-    data_root = data_root or DEFAULT_DATA_ROOT
-    device = _resolve_device(device, err)
+        _fail(err, f"--data-root: {data_root} is not a folder", ExitCode.USAGE)
+    data_root = data_root or default_data_root()
+    try:
+        device = resolve_device(device)
+    except ValueError as e:
+        _fail(err, str(e), ExitCode.USAGE)
+    except DeviceUnavailable as e:
+        _fail(err, str(e), ExitCode.DEVICE)
     cfg = make_config("quick" if quick else "full" if full else "default", device, threads)
     try:
         # Libraries that print (ptflops, exporters) must not corrupt the JSON on stdout.
@@ -70,33 +77,24 @@ def main(
                 record = spotting_record(data_root, quick, set_threads(threads), lambda msg: status.update(msg))
             else:
                 record = run_benchmark(cfg, data_root, lambda msg: status.update(msg))
+    except KeyboardInterrupt:
+        _fail(err, "interrupted: nothing was recorded", ExitCode.INTERRUPTED)
     except Exception as e:  # a failed run is one line and an exit code, not a traceback
-        err.print(f"error: benchmark failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}")
-        raise typer.Exit(EXIT_FAILED) from None
+        _fail(err, f"benchmark failed: {first_line(e)}", ExitCode.FAILED)
     (render_spotting if spotting else render)(record, err)
     if output is not None:
         try:
             append_jsonl(record, output)
         except OSError as e:
-            err.print(f"error: --output: cannot append to {output}: {e.strerror or e}")
-            raise typer.Exit(EXIT_FAILED) from None
+            _fail(err, f"--output: cannot append to {output}: {e.strerror or e}", ExitCode.OUTPUT)
         err.print(f"appended to {output}")
     if json_out:
         typer.echo(json.dumps(record, indent=2, sort_keys=True))
 
 
-def _resolve_device(device: str, err: Console) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        err.print(f"error: unknown device {device!r}; use cpu, cuda or auto")
-        raise typer.Exit(2)
-    if device == "cuda" and not torch.cuda.is_available():
-        err.print("error: --device cuda, but this torch build sees no CUDA GPU")
-        raise typer.Exit(EXIT_DEVICE)
-    return device
+def _fail(err: Console, message: str, code: ExitCode) -> NoReturn:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(int(code))
 
 
 if __name__ == "__main__":

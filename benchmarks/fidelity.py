@@ -28,7 +28,8 @@ from rich.table import Table
 
 from epir_core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
 from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
-from train.session import DEFAULT_DATA
+from epir_core.exit_codes import ExitCode
+from epir_core.paths import data_root as default_data_root
 
 REAL = Path("real_frames")
 RAW_CLIP = REAL / "casme2_sub01_EP02_01f" / "raw_44f.avi"
@@ -123,7 +124,8 @@ def report(data_root: Path, model: Path) -> dict:
 
 
 def main(
-    data_root: Path = typer.Option(DEFAULT_DATA, help="../shared/data (holds real_frames/ and megc2019_composite/)."),
+    data: Path = typer.Option(None, "--data-root", help="Where real_frames/ and megc2019_composite/ are "
+                              "[default: $EPIR_DATA, else ../shared/data]."),
     model: Path = typer.Option(DEFAULT_MODEL_PATH, help="Checkpoint whose recipe and labels are used."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
 ) -> None:
@@ -132,9 +134,10 @@ def main(
     Example: python -m benchmarks.fidelity --json > fidelity.json
     """
     console = Console(stderr=True)
+    data_root = data or default_data_root()
     if not (data_root / REAL).is_dir():
         console.print(f"error: no real_frames under {data_root} (set --data-root or $EPIR_DATA)", highlight=False)
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.USAGE)
     result = report(data_root, model)
     table = Table(title="Input fidelity against the composite's flow (Pearson r per channel)")
     for column in ("sample", "path", "u", "v", "strain", "label"):

@@ -16,7 +16,7 @@ from benchmarks.timing import Stats, time_callable, time_samples
 CLASS_NAMES = ("negative", "positive", "surprise")
 EXPRESSION = (5, 12)  # frames onset -> apex and onset -> offset, as in the demo clip
 _E2E_KEYS = ("frames", "fps_sustained", "process_ms_mean", "dropped_frames", "events_expected",
-             "events_spotted", "apex_to_label_ms", "recognise_ms", "backend")
+             "events_spotted", "apex_to_label_ms", "recognise_ms", "backend", "backend_threads")
 
 
 class StageSkipped(Exception):
@@ -69,17 +69,20 @@ def spotting(frames: list[np.ndarray], fps: float, locator) -> Stats:
 
 
 def live_backend(cfg: BenchConfig, workdir: Path):
-    """The live app's backend (cfg.live_backend; "auto" = what it picks) for a default-preset model.
+    """The live app's backend (cfg.live_backend; "auto" = what it picks) for a default-preset model,
+    built as epir-live builds it, with cfg.threads for ONNX Runtime (epir-live --threads).
     Random weights: the cost is the same as a trained model's."""
     import torch
 
     from epir_core import build_model
-    from realtime.backends import BackendUnavailable, make_backend
+    from epir_core.errors import BackendUnavailable
+    from epir_core.runtime import ModelCache, RuntimeOptions, make_backend
 
     torch.manual_seed(0)
+    options = RuntimeOptions(device=cfg.device, threads=cfg.threads)
     try:
-        return make_backend(build_model(num_classes=len(CLASS_NAMES)).eval(), cfg.live_backend, cfg.device, workdir,
-                            "bench")
+        return make_backend(build_model(num_classes=len(CLASS_NAMES)).eval(), cfg.live_backend, options,
+                            ModelCache(workdir / "models"))
     except BackendUnavailable as e:
         raise StageSkipped(str(e)) from e
 
@@ -125,6 +128,7 @@ def end_to_end(cfg: BenchConfig, clip: TestClip, backend, locator) -> dict:
         "apex_to_label_ms": _summary(latencies),
         "recognise_ms": _summary(recognise),
         "backend": backend.name,
+        "backend_threads": backend.threads,
     }
 
 

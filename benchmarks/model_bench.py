@@ -12,14 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.backends import BackendUnavailable, first_line, open_backend
 from benchmarks.config import BenchConfig
 from benchmarks.memory import peak_memory
 from benchmarks.timing import Stats, time_callable
+from epir_core.errors import BackendUnavailable
+from epir_core.runtime import ModelCache, RuntimeOptions, first_line, input_shape, make_backend
+from epir_core.runtime.backends import DTYPES
 
 NUM_CLASSES = 3  # CDE, the paper's protocol and the shipped model's
-INPUT_SHAPE = (3, 28, 28)
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
 
 def bench_model(cfg: BenchConfig, workdir: Path, progress: Callable[[str], None]) -> dict:
@@ -36,12 +36,13 @@ def bench_model(cfg: BenchConfig, workdir: Path, progress: Callable[[str], None]
         complexity.append(_complexity(name, build_model(preset=name, num_classes=NUM_CLASSES).eval()))
 
     latency = []
+    cache = ModelCache(workdir / "models")
     for name in cfg.latency_presets:
         for dtype in cfg.dtypes:
             for batch in cfg.batches:
                 for backend in cfg.backends if batch == 1 else cfg.throughput_backends:
                     progress(f"timing {name} {backend} batch {batch} {dtype}")
-                    latency.append(_latency(name, backend, batch, dtype, cfg, workdir))
+                    latency.append(_latency(name, backend, batch, dtype, cfg, cache))
 
     breakdown = None
     if cfg.breakdown:
@@ -58,18 +59,19 @@ def _complexity(preset: str, model: nn.Module) -> dict:
         from epir_core.complexity import MAC_COUNTER, count_macs
 
         with torch.no_grad():
-            macs = count_macs(model, input_shape=INPUT_SHAPE)
+            macs = count_macs(model, input_shape=input_shape(model, 1)[1:])
         return row | {"macs": int(macs), "macs_counter": MAC_COUNTER, "macs_reason": None}
     except ImportError as e:  # ptflops is a dev extra, absent on the GPU machine
         return row | {"macs": None, "macs_counter": None, "macs_reason": str(e)}
 
 
-def _latency(preset: str, backend: str, batch: int, dtype: str, cfg: BenchConfig, workdir: Path) -> dict:
-    """One row of the latency table: random weights of `preset` (the cost does not depend on them)."""
+def _latency(preset: str, backend: str, batch: int, dtype: str, cfg: BenchConfig, cache: ModelCache) -> dict:
+    """One row of the latency table: random weights of `preset` (the cost does not depend on them),
+    built by the live app's runtime with the same options; `threads` is the CPU threads it ran on."""
     from epir_core import build_model
 
     row = {"preset": preset, "backend": backend, "batch": batch, "dtype": dtype, "device": cfg.device}
-    empty = dict.fromkeys(Stats.keys() + ["per_sample_ms", "samples_per_s", "setup_s", "peak_memory_bytes",
+    empty = dict.fromkeys(Stats.keys() + ["per_sample_ms", "samples_per_s", "setup_s", "threads", "peak_memory_bytes",
                                           "peak_memory_method"])
     if dtype == "fp16" and cfg.device != "cuda":
         return row | empty | {"status": "skipped", "reason": "fp16 is measured on a GPU only"}
@@ -77,13 +79,14 @@ def _latency(preset: str, backend: str, batch: int, dtype: str, cfg: BenchConfig
     cuda = cfg.device == "cuda"
     runs = cfg.runs if batch == 1 else cfg.throughput_runs
     try:
-        memory = _footprint(preset, batch, dtype, cfg) if backend == "eager" else None
-        model = build_model(preset=preset, num_classes=NUM_CLASSES).eval().to(cfg.device, _DTYPES[dtype])
-        x = torch.rand(batch, *INPUT_SHAPE, device=cfg.device).to(_DTYPES[dtype])  # B x 3 x 28 x 28 in [0, 1]
+        memory = _footprint(preset, batch, dtype, cfg) if backend == "torch" else None
+        model = build_model(preset=preset, num_classes=NUM_CLASSES).eval()
+        options = RuntimeOptions(device=cfg.device, threads=cfg.threads, batch=batch, precision=dtype)
         t0 = time.perf_counter()
-        with open_backend(backend, model, x, cfg.threads, workdir) as run:
-            setup_s = time.perf_counter() - t0  # export / compile time, kept out of the latency
-            stats = time_callable(run, cfg.warmup, runs, cuda=cuda)
+        runtime = make_backend(model, backend, options, cache)
+        setup_s = time.perf_counter() - t0  # export / compile time and the parity check, kept out of the latency
+        x = torch.rand(input_shape(model, batch), device=cfg.device).to(DTYPES[dtype])  # in [0, 1]
+        stats = time_callable(lambda: runtime.run_tensor(x), cfg.warmup, runs, cuda=cuda)
     except BackendUnavailable as e:
         return row | empty | {"status": "skipped", "reason": str(e)}
     except Exception as e:  # one broken backend/precision is a "failed" row, not a lost run
@@ -94,6 +97,7 @@ def _latency(preset: str, backend: str, batch: int, dtype: str, cfg: BenchConfig
         "per_sample_ms": stats.median_ms / batch,
         "samples_per_s": 1e3 * batch / stats.median_ms,
         "setup_s": setup_s,
+        "threads": runtime.threads,
         "peak_memory_bytes": memory.bytes if memory else None,
         "peak_memory_method": memory.method if memory else None,
     }
@@ -105,8 +109,8 @@ def _footprint(preset: str, batch: int, dtype: str, cfg: BenchConfig):
     from epir_core import build_model
 
     def build_and_run() -> None:
-        model = build_model(preset=preset, num_classes=NUM_CLASSES).eval().to(cfg.device, _DTYPES[dtype])
-        x = torch.rand(batch, *INPUT_SHAPE, device=cfg.device).to(_DTYPES[dtype])
+        model = build_model(preset=preset, num_classes=NUM_CLASSES).eval().to(cfg.device, DTYPES[dtype])
+        x = torch.rand(input_shape(model, batch), device=cfg.device).to(DTYPES[dtype])
         with torch.no_grad():
             model(x)
 
@@ -116,7 +120,7 @@ def _footprint(preset: str, batch: int, dtype: str, cfg: BenchConfig):
 def _breakdown(model: nn.Module, cfg: BenchConfig) -> dict:
     """Median time per part of one eager batch-1 forward; "other" is the time spent in no submodule."""
     model = model.to(cfg.device)
-    x = torch.rand(1, *INPUT_SHAPE, device=cfg.device)
+    x = torch.rand(input_shape(model, 1), device=cfg.device)
     cuda = cfg.device == "cuda"
     per_call: dict[str, list[float]] = defaultdict(list)  # "blocks.3" -> ms of each call
     starts: dict[str, float] = {}

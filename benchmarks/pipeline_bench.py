@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 
 from benchmarks import live_bench
-from benchmarks.backends import first_line
 from benchmarks.config import BenchConfig
 from benchmarks.live_bench import StageSkipped, TestClip
 from benchmarks.timing import Stats, time_callable, time_samples
+from epir_core.runtime import first_line
 
 
 @dataclass(frozen=True)

@@ -64,16 +64,17 @@ def _complexity_table(rows: list[dict], ref: dict) -> Table:
 
 def _latency_table(rows: list[dict]) -> Table:
     t = Table(title="Model latency (warm-up, then median / p95 of the runs)")
-    for col in ("preset", "backend", "device", "batch", "dtype", "median ms", "p95 ms", "per sample ms",
+    for col in ("preset", "backend", "device", "threads", "batch", "dtype", "median ms", "p95 ms", "per sample ms",
                 "peak mem MB", "setup s", "note"):
         t.add_column(col, justify="left" if col in ("preset", "backend", "device", "dtype", "note") else "right")
     for r in rows:
         if r["status"] != "ok":
-            t.add_row(r["preset"], r["backend"], r["device"], str(r["batch"]), r["dtype"], "-", "-", "-", "-", "-",
+            t.add_row(r["preset"], r["backend"], r["device"], "-", str(r["batch"]), r["dtype"], "-", "-", "-", "-", "-",
                       f"{r['status']}: {escape(r['reason'])}")
             continue
         mem = "-" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes'] / 2**20:.1f}"
-        t.add_row(r["preset"], r["backend"], r["device"], str(r["batch"]), r["dtype"], _ms(r["median_ms"]),
+        t.add_row(r["preset"], r["backend"], r["device"], str(r["threads"] or "-"), str(r["batch"]), r["dtype"],
+                  _ms(r["median_ms"]),
                   _ms(r["p95_ms"]), _ms(r["per_sample_ms"]), mem, f"{r['setup_s']:.1f}", f"{r['runs']} runs")
     return t
 
@@ -104,7 +105,8 @@ def _stage_table(p: dict) -> Table:
     if e["status"] == "ok":
         lat = e["apex_to_label_ms"]
         rec = e["recognise_ms"]
-        t.add_row("end to end", f"{e['frames']} frames, model backend {e['backend']}", "", "", "",
+        t.add_row("end to end", f"{e['frames']} frames, model backend {e['backend']}"
+                  + (f", {e['backend_threads']} thread(s)" if e["backend_threads"] else ""), "", "", "",
                   f"{e['fps_sustained']:.1f} fps sustained; {e['events_spotted']}/{e['events_expected']} events; "
                   + (f"apex->label median {_ms(lat['median_ms'])} ms, of which recognition "
                      f"{_ms(rec['median_ms'])} ms" if lat else escape(e["reason"])))

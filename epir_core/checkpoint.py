@@ -18,6 +18,7 @@ import torch
 import epir_core
 from epir_core.config import EPIRConfig
 from epir_core.errors import CheckpointError
+from epir_core.files import atomic_path
 from epir_core.model import EPIR
 from epir_core.preprocess.recipe import InputRecipe
 
@@ -68,10 +69,8 @@ def save_checkpoint(
         "meta": meta,
         "state_dict": state,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

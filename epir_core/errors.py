@@ -24,3 +24,15 @@ class FlowError(EPIRError):
 
 class FaceModelError(EPIRError):
     """A shipped face model file is missing or does not match its recorded SHA-256."""
+
+
+class DeviceUnavailable(EPIRError):
+    """The requested device (cuda) is not available to this PyTorch build."""
+
+
+class BackendUnavailable(EPIRError):
+    """An inference backend cannot run here: package missing, wrong device, or output unlike PyTorch's."""
+
+
+class CacheError(EPIRError):
+    """The model cache folder cannot be trusted: owned by another user, or writable by group or others."""

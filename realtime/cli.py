@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,11 +10,12 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from realtime.backends import BACKENDS
-from realtime.run import EXIT_USAGE, RunOptions, run
+from epir_core.exit_codes import ExitCode, exit_help
+from epir_core.runtime import BACKENDS, DEVICES
+from realtime.run import RunOptions, run
 from realtime.sources import SourceSpec
 
-HELP = """Spot micro-expressions as they happen and label them with the EPIR model.
+HELP = f"""Spot micro-expressions as they happen and label them with the EPIR model.
 
 \b
 Examples:
@@ -23,23 +25,20 @@ Examples:
   epir-live --video talk.mp4 --backend onnx --device cpu --output run/ --annotate
 
 \b
-Exit codes:
-  0  done (end of the source, or q pressed)
-  2  usage error (bad or conflicting options)
-  3  the source cannot be opened or read (missing/corrupt/empty video, camera lost)
-  4  the model file is missing or not an EPIR checkpoint
-  5  the requested device or backend is not available here
+Exit codes (the same for every command of the project):
+{exit_help(*ExitCode)}
 
-Outputs written so far are kept and closed properly on every exit.
+Outputs written so far are kept and closed properly on every exit, and metadata.json's
+summary.status says how the run ended.
 """
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, help=HELP)
 err = Console(stderr=True)
 
 
-def _fail(code: int, message: str) -> typer.Exit:
+def _fail(code: ExitCode, message: str) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
+    return typer.Exit(int(code))
 
 
 @app.command(help=HELP)
@@ -52,6 +51,7 @@ def main(
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (default: the shipped CDE model)."),
     backend: str = typer.Option("auto", "--backend", help="auto | tensorrt | compile | onnx | torch"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    threads: int = typer.Option(RunOptions.threads, "--threads", min=1, help="CPU threads of ONNX Runtime."),
     min_confidence: float = typer.Option(0.0, "--min-confidence", min=0.0, max=1.0,
                                          help="Events below this confidence are kept but marked not accepted."),
     gap_s: float = typer.Option(0.2, "--gap", min=0.01, help="Spotting gap k in seconds (also the detection lag)."),
@@ -59,23 +59,28 @@ def main(
     annotate: bool = typer.Option(False, "--annotate", help="Also write annotated.mp4 into --output."),
     json_out: bool = typer.Option(False, "--json", help="Stream events as JSON lines on stdout."),
     no_display: bool = typer.Option(False, "--no-display", help="No window (automatic without a display)."),
-    cache_dir: Path = typer.Option(RunOptions.cache_dir, "--cache-dir", help="Where exported/compiled models are cached."),
+    cache_dir: Optional[Path] = typer.Option(
+        None, "--cache-dir", help="Where exported/compiled models are cached, mode 0700 "
+        "[default: $XDG_CACHE_HOME/epir-live or ~/.cache/epir-live]."),
 ) -> None:
     chosen = [(k, v) for k, v in (("camera", camera), ("video", video), ("frames", frames)) if v is not None]
     if len(chosen) != 1:
-        raise _fail(EXIT_USAGE, "give exactly one of --camera, --video, --frames")
-    if backend not in ("auto", *BACKENDS) or device not in ("auto", "cpu", "cuda"):
-        raise _fail(EXIT_USAGE, f"--backend is auto or one of {', '.join(BACKENDS)}; --device is auto, cpu or cuda")
+        raise _fail(ExitCode.USAGE, "give exactly one of --camera, --video, --frames")
+    if backend not in ("auto", *BACKENDS) or device not in DEVICES:
+        raise _fail(ExitCode.USAGE, f"--backend is auto or one of {', '.join(BACKENDS)}; --device is one of "
+                                    f"{', '.join(DEVICES)}")
     if annotate and output is None:
-        raise _fail(EXIT_USAGE, "--annotate needs --output")
+        raise _fail(ExitCode.USAGE, "--annotate needs --output")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise _fail(ExitCode.USAGE, f"--fps must be a positive number of frames per second, not {fps:g}")
     kind, target = chosen[0]
     spec = SourceSpec(kind, str(target), fps=fps, realtime=realtime)
     options = RunOptions(
-        spec=spec, model=model, backend=backend, device=device,
+        spec=spec, model=model, backend=backend, device=device, threads=threads,
         min_confidence=min_confidence, gap_s=gap_s, output=output, annotate=annotate, json_stream=json_out,
         display=not no_display, cache_dir=cache_dir,
     )
-    raise typer.Exit(run(options, err))
+    raise typer.Exit(int(run(options, err)))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,11 @@ import cv2
 import numpy as np
 import typer
 
+from epir_core.exit_codes import ExitCode
+from epir_core.paths import data_root
 from epir_core.preprocess.synthetic import Warp, warp_image
 
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "megc2019_composite" / "apex_face_224"
+FACES = "megc2019_composite/apex_face_224"  # under the data root
 DEFAULT_FACE = "006_006_1_2.jpg"
 
 
@@ -60,7 +62,7 @@ def intensity(i: int, spec: ClipSpec) -> float:
 
 
 def make_clip(path: Path, spec: ClipSpec = ClipSpec(), face_file: Path | None = None) -> ClipTruth:
-    face_path = face_file or FACES / DEFAULT_FACE
+    face_path = face_file or data_root() / FACES / DEFAULT_FACE
     face = cv2.imread(str(face_path))
     if face is None:
         raise FileNotFoundError(f"cannot read face image {face_path}")
@@ -118,9 +120,12 @@ def main(
                     offset=round(72 * scale))
     try:
         truth = make_clip(out, spec, face)
-    except (OSError, FileNotFoundError) as e:
+    except FileNotFoundError as e:  # the face image
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(3) from None
+        raise typer.Exit(ExitCode.USAGE) from None
+    except OSError as e:  # the clip cannot be written
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(ExitCode.OUTPUT) from None
     typer.echo(json.dumps(asdict(truth)))
 
 

@@ -1,7 +1,10 @@
 """Run outputs: events.jsonl, frames.csv, metadata.json and optionally annotated.mp4 in one folder.
 
 Every line is flushed as it is written, so a crash or a lost camera keeps everything up to that
-frame; metadata.json is written at the start and rewritten with the run's totals at the end.
+frame; metadata.json is written at the start and rewritten with the run's totals at the end, after
+the other files are closed. A folder already holding these files is reused: the files are named on
+stderr as overwritten, and one that is a symlink (or anything but a plain file) is refused, so a
+run never writes through a link planted in the folder.
 """
 
 from __future__ import annotations
@@ -9,15 +12,19 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from epir_core.errors import EPIRError
+from epir_core.files import write_text_atomic
 from epir_core.preprocess.regions import REGION_NAMES
 from realtime.pipeline import Event, FrameResult
 
+FILES = ("metadata.json", "events.jsonl", "frames.csv", "annotated.mp4")
 # score/threshold: the spotter's max z over regions and its bar (robust sigmas); motion_<region>: the
 # region's own motion against frame i-k, in face widths, so users can plot what the spotter saw.
 FRAME_COLUMNS = ("frame", "time_s", "face", "x", "y", "width", "height", "score", "threshold",
@@ -29,6 +36,30 @@ def finite(value: float, digits: int = 5) -> float | str:
     return round(value, digits) if math.isfinite(value) else ""
 
 
+class OutputError(EPIRError):
+    """An output cannot be written: a refused --output file, a video writer that does not open, a
+    closed stdout (exit code 6)."""
+
+
+def existing_outputs(folder: Path) -> list[str]:
+    """The run files already in `folder` (they will be overwritten); raises OutputError when one is
+    a symlink or not a plain file."""
+    found = []
+    for name in FILES:
+        path = folder / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise OutputError(f"--output: {path} is a symlink or not a plain file; refusing to write through it")
+        if path.exists():
+            found.append(name)
+    return found
+
+
+def _open_new(path: Path, **kwargs):
+    """Open for writing, truncating; O_NOFOLLOW: a symlink planted after the check is refused too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    return open(fd, "w", encoding="utf-8", **kwargs)
+
+
 class RunOutputs:
     """Write what a run produces; `json_stream` also prints each event as one JSON line on stdout."""
 
@@ -37,11 +68,13 @@ class RunOutputs:
         self.annotate = annotate and folder is not None
         self._video: cv2.VideoWriter | None = None
         self._events = self._frames_file = self._frames = None
+        self.overwritten: list[str] = []  # run files that were already in the folder
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
+            self.overwritten = existing_outputs(folder)
             self.write_metadata()
-            self._events = open(folder / "events.jsonl", "w", encoding="utf-8")
-            self._frames_file = open(folder / "frames.csv", "w", encoding="utf-8", newline="")
+            self._events = _open_new(folder / "events.jsonl")
+            self._frames_file = _open_new(folder / "frames.csv", newline="")
             self._frames = csv.writer(self._frames_file)
             self._frames.writerow(FRAME_COLUMNS)
             self._frames_file.flush()
@@ -49,9 +82,7 @@ class RunOutputs:
     def write_metadata(self, **final) -> None:
         self.metadata.update(final)
         if self.folder is not None:
-            tmp = self.folder / "metadata.json.tmp"
-            tmp.write_text(json.dumps(self.metadata, indent=2) + "\n", encoding="utf-8")
-            tmp.replace(self.folder / "metadata.json")  # never a half-written file
+            write_text_atomic(self.folder / "metadata.json", json.dumps(self.metadata, indent=2) + "\n")
 
     def frame(self, result: FrameResult, annotated: np.ndarray | None = None) -> None:
         if self._frames is not None:
@@ -70,10 +101,17 @@ class RunOutputs:
             self._frames_file.flush()
         if self.annotate and annotated is not None:
             if self._video is None:
-                h, w = annotated.shape[:2]
-                fps = float(self.metadata.get("fps") or 30.0)
-                self._video = cv2.VideoWriter(str(self.folder / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                self._video = self._open_video(*annotated.shape[:2])
             self._video.write(annotated)
+
+    def _open_video(self, height: int, width: int) -> cv2.VideoWriter:
+        path = self.folder / "annotated.mp4"
+        existing_outputs(self.folder)  # the folder may have changed since the start
+        video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(self.metadata.get("fps") or 30.0),
+                                (width, height))
+        if not video.isOpened():
+            raise OutputError(f"--annotate: OpenCV cannot write {path} (no mp4v encoder, or the folder is not writable)")
+        return video
 
     def event(self, event: Event) -> None:
         line = json.dumps(event.to_dict())
@@ -81,14 +119,22 @@ class RunOutputs:
             self._events.write(line + "\n")
             self._events.flush()
         if self.json_stream:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # Nothing reads stdout any more: point it at /dev/null, so that the interpreter's own
+                # flush at exit does not fail again (and exit 120) after the run has said why it stopped.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise OutputError("--json: stdout was closed by the reader") from None
 
-    def close(self, **final) -> None:
-        self.write_metadata(**final)
-        for f in (self._events, self._frames_file):
-            if f is not None:
-                f.close()
-        if self._video is not None:
-            self._video.release()
-        self._events = self._frames_file = self._frames = self._video = None
+    def close(self) -> None:
+        """Close the event, frame and video files (the caller then writes the summary)."""
+        try:
+            for f in (self._events, self._frames_file):
+                if f is not None:
+                    f.close()
+        finally:
+            if self._video is not None:
+                self._video.release()
+            self._events = self._frames_file = self._frames = self._video = None

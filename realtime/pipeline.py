@@ -35,6 +35,9 @@ class LiveConfig:
     # A file read as fast as possible has no clock to keep up with: waiting for each label makes the
     # outputs deterministic and lets the annotated video show it. A live source never waits.
     wait_for_labels: bool = False
+    # Events waiting for recognition; each holds three frames. One spotted while this many wait is
+    # dropped and counted (LivePipeline.dropped_events), so memory stays flat when recognition lags.
+    max_pending: int = 4
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class LivePipeline:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epir-recognise")
         self._pending: deque[Future] = deque()
         self.failures: list[str] = []
+        self.dropped_events = 0
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
@@ -120,7 +124,9 @@ class LivePipeline:
         else:
             spot = self.spotter.update(frame.index, grey, tracked)
         self._frames.append((frame, tracked))
-        if spot is not None:
+        if spot is not None and len(self._pending) >= self.config.max_pending:
+            self.dropped_events += 1
+        elif spot is not None:
             frames = {f.index: (f, t) for f, t in self._frames}
             pair = tuple(frames[i][0] for i in (spot.onset, spot.apex, spot.offset))
             onset_face = frames[spot.onset][1]

@@ -9,7 +9,7 @@ import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
 from epir_core.preprocess import Face, FaceBox, InputRecipe, make_model_input
-from realtime.backends import Backend
+from epir_core.runtime import Backend
 
 
 @dataclass(frozen=True)

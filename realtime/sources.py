@@ -43,6 +43,9 @@ class SourceSpec:
     fps: float | None = None  # override (required for frames; a camera's own report may be wrong)
     realtime: bool = False  # play a file at its own rate, dropping frames when behind
     buffer_frames: int = 8  # ring-buffer length; 8 frames absorb a ~0.25 s stall at 30 fps
+    # Longest wait for the next frame before the source counts as lost (a camera read can block
+    # forever); a --realtime file adds its frame interval.
+    read_timeout_s: float = 5.0
 
     def describe(self) -> str:
         return f"{self.kind}:{self.target}"
@@ -71,6 +74,7 @@ class FrameSource:
     def _capture(self) -> None:
         start = time.perf_counter()
         index = 0
+        size = None  # (height, width) of the first frame: every later one must match it
         try:
             while not self._stop:
                 if self.live and self.spec.kind != "camera":
@@ -81,6 +85,11 @@ class FrameSource:
                 image = self._reader()
                 if image is None:
                     break
+                size = size or image.shape[:2]
+                if image.shape[:2] != size:
+                    raise SourceError(
+                        f"frame {index} of {self.spec.describe()} is {image.shape[1]}x{image.shape[0]}, "
+                        f"earlier frames are {size[1]}x{size[0]}: a source must keep one frame size")
                 now = time.perf_counter()
                 t = now - start if self.spec.kind == "camera" else index / self.fps
                 self._push(Frame(index, t, image, now))
@@ -109,9 +118,12 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[Frame]:
         self._thread.start()
+        timeout = self.spec.read_timeout_s + (1 / self.fps if self.live else 0.0)
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._buffer or self._done)
+                if not self._cond.wait_for(lambda: self._buffer or self._done, timeout=timeout):
+                    what = "camera lost" if self.spec.kind == "camera" else "source stalled"
+                    raise SourceError(f"{what}: {self.spec.describe()} delivered no frame for {timeout:g} s")
                 if not self._buffer:
                     break
                 frame = self._buffer.popleft()

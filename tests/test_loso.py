@@ -149,8 +149,8 @@ def test_two_fold_run_writes_a_complete_report_and_resumes(shared_data, tmp_path
     assert ckpt.class_names == ("negative", "positive", "surprise") and ckpt.meta["held_out_subject"] == "s03"
 
     # Same folder without --resume: refused. With --resume and one more fold: only that fold trains.
-    assert _loso(shared_data, out, "--folds", "sub01,s03", "--epochs", "2").exit_code == 3
-    assert _loso(shared_data, out, "--folds", "sub01", "--epochs", "3", "--resume").exit_code == 3  # other recipe
+    assert _loso(shared_data, out, "--folds", "sub01,s03", "--epochs", "2").exit_code == 6
+    assert _loso(shared_data, out, "--folds", "sub01", "--epochs", "3", "--resume").exit_code == 6  # other recipe
     trained = []
     real = train.session.train_group
     monkeypatch.setattr(train.session, "train_group", lambda folds, *a, **k: trained.extend(f.subject for f in folds) or real(folds, *a, **k))
@@ -171,12 +171,12 @@ def test_several_seeds_report_while_a_seed_is_part_done(shared_data, tmp_path):
     assert report["per_dataset"]["casme2"]["seeds"] == report["per_dataset"]["smic"]["seeds"] == 2
 
 
-def test_an_unreadable_run_json_exits_3_with_one_line(shared_data, tmp_path):
+def test_an_unreadable_run_json_exits_6_with_one_line(shared_data, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "run.json").write_text('{"protocol": "cd')  # truncated by a crash mid-write
     result = _loso(shared_data, out, "--folds", "sub01", "--epochs", "1", "--resume")
-    assert result.exit_code == 3 and "run.json" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == 6 and "run.json" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_interrupted_run_keeps_finished_folds(shared_data, tmp_path, monkeypatch):
@@ -213,6 +213,13 @@ def test_bad_data_root_exits_2_naming_the_option(tmp_path):
     assert result.output.strip().count("\n") == 0 and "--data" in result.output
     result = runner.invoke(loso.app, ["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--folds", "x"])
     assert result.exit_code == 2 and "--data" in result.output  # exists, but holds no composite
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the exit code where CUDA is absent")
+def test_cuda_without_a_gpu_exits_5_as_in_every_command(tmp_path):
+    for command in (loso.app, fit.app):
+        result = runner.invoke(command, ["--device", "cuda", "--out", str(tmp_path / "o")])
+        assert result.exit_code == 5 and "no CUDA" in result.output and result.output.count("\n") == 1
 
 
 def test_fit_writes_a_loadable_default_model(shared_data, tmp_path):

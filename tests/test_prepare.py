@@ -102,4 +102,4 @@ def test_out_made_with_another_recipe_is_refused(tmp_path):
     assert prepare("smic", "--root", tmp_path / "smic", "--out", tmp_path / "o", "--limit", "1",
                    "--recipe", "paper").exit_code == 0
     result = prepare("smic", "--root", tmp_path / "smic", "--out", tmp_path / "o", "--limit", "1")
-    assert result.exit_code == 2 and "--out" in result.stderr
+    assert result.exit_code == 6 and "--out" in result.stderr

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -13,10 +18,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from epir_core.exit_codes import ExitCode
 from realtime.cli import app
 from realtime.demo_clip import ClipSpec, make_clip
+from realtime.sources import SourceSpec
 
 CLASSES = ("negative", "positive", "surprise")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +145,8 @@ def test_unavailable_backend_or_device_exits_5(clips, checkpoint, flags):
 
 
 @pytest.mark.parametrize(
-    "args", [[], ["--camera", "0", "--video", "x.mp4"], ["--video", "x.mp4", "--annotate"], ["--video", "x.mp4", "--backend", "fast"]]
+    "args", [[], ["--camera", "0", "--video", "x.mp4"], ["--video", "x.mp4", "--annotate"], ["--video", "x.mp4", "--backend", "fast"],
+             ["--video", "x.mp4", "--fps", "-5"], ["--video", "x.mp4", "--fps", "0"], ["--video", "x.mp4", "--fps", "nan"]]
 )
 def test_usage_errors_exit_2(args):
     assert CliRunner().invoke(app, args).exit_code == 2
@@ -145,20 +154,20 @@ def test_usage_errors_exit_2(args):
 
 def test_help_documents_exit_codes():
     text = CliRunner().invoke(app, ["--help"]).output
-    assert all(f"  {code}  " in text for code in (0, 2, 3, 4, 5))
+    assert all(f"  {int(code):<3} {code.meaning[:30]}" in text for code in ExitCode)
 
 
 def test_a_file_read_as_fast_as_possible_labels_each_event_before_the_next_frame(clips, checkpoint, tmp_path):
     from epir_core.checkpoint import load_checkpoint
     from epir_core.preprocess import FaceLocator
-    from realtime.backends import make_backend
+    from epir_core.runtime import ModelCache, RuntimeOptions, make_backend
     from realtime.pipeline import LiveConfig, LivePipeline
     from realtime.recognition import Recognizer
     from realtime.sources import SourceSpec, open_source
 
     truth = clips["event"]
     ckpt = load_checkpoint(checkpoint)
-    backend = make_backend(ckpt.model, "torch", "cpu", tmp_path, "untrained")
+    backend = make_backend(ckpt.model, "torch", RuntimeOptions(device="cpu"), ModelCache(tmp_path / "cache"))
     source = open_source(SourceSpec("video", str(truth.path)))
     with FaceLocator() as locator:
         recognizer = Recognizer(backend, ckpt.class_names, ckpt.recipe, locator)
@@ -168,3 +177,153 @@ def test_a_file_read_as_fast_as_possible_labels_each_event_before_the_next_frame
         assert pipeline.finish() == []  # nothing was left to wait for at the end
     # Labelled on the frame the spotter fired: k frames after the event's end at the latest.
     assert len(labelled_at) == 1 and truth.apex < labelled_at[0] <= truth.offset + pipeline.spotter.k + 1
+
+
+# --- failure paths: each ends with one line, a documented exit code and a metadata status ----------
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Keep every run's model cache (default $XDG_CACHE_HOME/epir-live) inside the test's folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / "metadata.json").read_text())["summary"]
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def live_process(*args: str, **kwargs) -> subprocess.Popen:
+    """epir-live in its own process, for what only a real process shows (signals, closed pipes)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "realtime.cli", "--no-display", "--backend", "torch", *args],
+                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_frames_changing_size_mid_run_exit_3_with_the_reason(checkpoint, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(6):
+        size = (240, 320, 3) if i < 4 else (120, 160, 3)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), np.full(size, 60, np.uint8))
+    out = tmp_path / "out"
+    result = live("--frames", str(folder), "--fps", "30", "--model", str(checkpoint), "--output", str(out))
+    assert result.exit_code == ExitCode.SOURCE and "Traceback" not in result.output
+    assert len(error_lines(result)) == 1 and "frame size" in error_lines(result)[0]
+    assert summary(out)["status"].startswith("source error: frame 4") and len(read_frames_csv(out)) == 4
+
+
+def test_a_blocked_camera_exits_3_camera_lost(checkpoint, tmp_path, monkeypatch):
+    import threading
+
+    import realtime.sources as sources
+
+    stuck = threading.Event()
+
+    def blocked_camera(spec):
+        spec = SourceSpec("camera", spec.target, read_timeout_s=0.3)
+        return sources.FrameSource(spec, lambda: stuck.wait() and None, 30.0, True, lambda: None)
+
+    monkeypatch.setattr(sources, "open_source", blocked_camera)
+    out = tmp_path / "out"
+    result = live("--camera", "0", "--model", str(checkpoint), "--output", str(out))
+    stuck.set()
+    assert result.exit_code == ExitCode.SOURCE and "camera lost" in error_lines(result)[0]
+    assert summary(out)["status"].startswith("source error: camera lost")
+
+
+def test_an_unexpected_error_exits_1_and_metadata_says_failed(clips, checkpoint, tmp_path, monkeypatch):
+    from realtime.pipeline import LivePipeline
+
+    def broken(self, frame):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(LivePipeline, "process", broken)
+    out = tmp_path / "out"
+    result = live("--video", clips["event"].path, "--model", str(checkpoint), "--output", str(out))
+    assert result.exit_code == ExitCode.FAILED and error_lines(result) == ["error: failed: RuntimeError: boom"]
+    assert summary(out)["status"] == "failed: RuntimeError: boom"
+
+
+def test_a_failing_cleanup_step_does_not_cost_the_summary(clips, checkpoint, tmp_path, monkeypatch):
+    from epir_core.preprocess import FaceLocator
+
+    original = FaceLocator.close
+
+    def close_then_fail(self):
+        original(self)
+        raise RuntimeError("cannot close")
+
+    monkeypatch.setattr(FaceLocator, "close", close_then_fail)
+    out = tmp_path / "out"
+    result = live("--video", clips["drift"].path, "--model", str(checkpoint), "--output", str(out))
+    assert result.exit_code == 0
+    s = summary(out)
+    assert s["status"] == "done" and any("close face locator" in p for p in s["cleanup_problems"])
+    assert len(read_frames_csv(out)) == clips["drift"].frames  # closed, complete
+
+
+def test_output_names_what_it_overwrites_and_refuses_symlinks(clips, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    args = ("--video", clips["drift"].path, "--model", str(checkpoint), "--output", str(out))
+    assert live(*args).exit_code == 0
+    again = live(*args)
+    assert again.exit_code == 0 and "overwriting metadata.json, events.jsonl, frames.csv" in again.stderr
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (out / "events.jsonl").unlink()
+    (out / "events.jsonl").symlink_to(victim)
+    refused = live(*args)
+    assert refused.exit_code == ExitCode.OUTPUT and "symlink" in error_lines(refused)[0]
+    assert victim.read_text() == "precious"
+
+
+def test_an_annotated_video_writer_that_does_not_open_exits_6(clips, checkpoint, tmp_path, monkeypatch):
+    import realtime.outputs as outputs
+
+    unopened = cv2.VideoWriter  # called without arguments it opens nothing
+    monkeypatch.setattr(outputs.cv2, "VideoWriter", lambda *args: unopened())
+    out = tmp_path / "out"
+    result = live("--video", clips["drift"].path, "--model", str(checkpoint), "--output", str(out), "--annotate")
+    assert result.exit_code == ExitCode.OUTPUT and "--annotate: OpenCV cannot write" in error_lines(result)[0]
+    assert summary(out)["status"].startswith("output error: --annotate")
+
+
+def test_an_unsafe_cache_dir_exits_6(clips, checkpoint, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    cache.chmod(0o777)
+    result = live("--video", clips["drift"].path, "--model", str(checkpoint), "--cache-dir", str(cache))
+    assert result.exit_code == ExitCode.OUTPUT and "writable by group or others" in error_lines(result)[0]
+
+
+def test_ctrl_c_exits_130_with_status_interrupted(clips, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    # --realtime: the 4 s clip plays at its own pace, so the run is still going when the signal comes.
+    proc = live_process("--video", clips["drift"].path, "--realtime", "--model", str(checkpoint), "--output", str(out))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "frames.csv").exists() or len(read_frames_csv(out)) < 5:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr[-2000:]
+    s = summary(out)
+    assert s["status"] == "interrupted" and 5 <= s["frames_processed"] < clips["drift"].frames
+    assert len(read_frames_csv(out)) == s["frames_processed"] and "Traceback" not in stderr
+
+
+def test_a_closed_stdout_under_json_exits_6(clips, checkpoint, tmp_path):
+    out = tmp_path / "out"
+    proc = live_process("--video", clips["event"].path, "--model", str(checkpoint), "--output", str(out), "--json",
+                        stdout=subprocess.PIPE)
+    proc.stdout.close()  # the reader went away (like `epir-live --json | head -0`)
+    stderr = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == ExitCode.OUTPUT, stderr[-2000:]
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert summary(out)["status"] == "output error: --json: stdout was closed by the reader"
+    assert len((out / "events.jsonl").read_text().splitlines()) == 1  # the event is kept in the file

@@ -1,15 +1,16 @@
-"""Parts of epir-live on their own: the capture ring buffer, the causal spotter, the backends."""
+"""Parts of epir-live on their own: the capture ring buffer, the causal spotter, the recognition queue."""
 
 from __future__ import annotations
 
+import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from realtime.backends import BackendUnavailable, make_backend
-from realtime.sources import FrameSource, SourceSpec
+from realtime.sources import FrameSource, SourceError, SourceSpec
 from realtime.spotting import Spotter, SpotterConfig
 
 
@@ -98,34 +99,56 @@ def test_spotter_windows_follow_the_frame_rate():
     assert fast.max_run == round(0.5 * 200)
 
 
-@pytest.fixture(scope="module")
-def model():
-    from epir_core import build_model
-
-    torch.manual_seed(0)
-    return build_model(num_classes=3).eval()
-
-
-def test_torch_backend_returns_the_model_logits(model, tmp_path):
-    backend = make_backend(model, "torch", "cpu", tmp_path, "k")
-    x = np.random.default_rng(0).random((1, 3, 28, 28), dtype=np.float32)
-    with torch.inference_mode():
-        expected = model(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(backend(x), expected, atol=1e-6)
-    assert backend.name == "torch" and backend.device == "cpu"
+def test_a_camera_read_that_blocks_times_out_as_camera_lost():
+    stuck = threading.Event()
+    spec = SourceSpec("camera", "0", read_timeout_s=0.2)
+    source = FrameSource(spec, lambda: stuck.wait() and None, fps=30.0, live=True, close=lambda: None)
+    started = time.perf_counter()
+    with pytest.raises(SourceError, match="camera lost"):
+        list(source)
+    assert time.perf_counter() - started < 5  # the timeout, not the (never ending) read
+    stuck.set()
+    source.close()
 
 
-def test_auto_on_cpu_picks_onnx_and_caches_the_export(model, tmp_path):
-    pytest.importorskip("onnxruntime")
-    backend = make_backend(model, "auto", "cpu", tmp_path, "k")
-    assert backend.name == "onnx" and "chosen by auto" in backend.note
-    assert list(tmp_path.glob("*.onnx"))
-    x = np.random.default_rng(1).random((1, 3, 28, 28), dtype=np.float32)
-    with torch.inference_mode():
-        np.testing.assert_allclose(backend(x), model(torch.from_numpy(x)).numpy(), atol=1e-3)
+def test_frames_that_change_size_are_a_source_error():
+    shapes = iter([(4, 4, 3), (4, 4, 3), (6, 4, 3)])
+    spec = SourceSpec("frames", "fake", fps=30.0)
+    source = FrameSource(spec, lambda: np.zeros(next(shapes), np.uint8), 30.0, False, lambda: None)
+    seen = []
+    with pytest.raises(SourceError, match="frame 2 .* is 4x6, earlier frames are 4x4"):
+        for frame in source:
+            seen.append(frame.index)
+    assert seen == [0, 1]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where CUDA is absent")
-def test_tensorrt_without_cuda_is_unavailable(model, tmp_path):
-    with pytest.raises(BackendUnavailable):
-        make_backend(model, "tensorrt", "auto", tmp_path, "k")
+def test_recognition_queue_is_bounded_and_counts_dropped_events():
+    """A spot on every frame while recognition is stuck: at most max_pending events wait (each holds
+    three frames), the others are dropped and counted, and the waiting ones still come out."""
+    from epir_core.preprocess import FaceBox
+    from realtime.pipeline import LiveConfig, LivePipeline
+    from realtime.recognition import Recognition
+    from realtime.sources import Frame
+
+    release = threading.Event()
+    box = FaceBox(0, 0, 8, 8)
+
+    def slow_recognizer(onset, apex, tracked_box):
+        release.wait()
+        return Recognition("positive", {"positive": 1.0}, 1.0, tracked_box, {})
+
+    class EverySpot:  # the spotter's interface: a spot (onset = apex = offset) on every frame
+        motion = threshold = 0.0
+        history_frames = 4
+
+        def update(self, index, grey, box):
+            return SimpleNamespace(onset=index, apex=index, offset=index, score=1.0, threshold=0.5)
+
+    pipeline = LivePipeline(LiveConfig(max_pending=2), 30.0, slow_recognizer)
+    pipeline.spotter = EverySpot()
+    pipeline.tracker.update = lambda grey, image: box
+    for i in range(10):
+        pipeline.process(Frame(i, i / 30, np.zeros((8, 8, 3), np.uint8), time.perf_counter()))
+    assert pipeline.dropped_events == 8
+    release.set()
+    assert [e.apex_frame for e in pipeline.finish()] == [0, 1]

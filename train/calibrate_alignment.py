@@ -29,7 +29,8 @@ from rich.progress import Progress
 from epir_core.errors import FaceTooSmallError, NoFaceError
 from epir_core.preprocess.align import TEMPLATE_PATH
 from epir_core.preprocess.face import FaceLocator
-from train.session import DEFAULT_DATA
+from epir_core.exit_codes import ExitCode
+from epir_core.paths import data_root as default_data_root
 
 CALIBRATION_SETS = ("casme2", "smic")
 POINTS = 40
@@ -50,12 +51,12 @@ def main(every: int = typer.Option(1, help="use every n-th face (1 = all)"),
          dry_run: bool = typer.Option(False, help="print the figures, write nothing")) -> None:
     """Example: python -m train.calibrate_alignment --every 3 --dry-run"""
     err = Console(stderr=True)
-    root = DEFAULT_DATA
+    root = default_data_root()
     composite = root / "megc2019_composite"
     table = composite / "samples.csv"
     if not table.is_file():
         err.print(f"[red]error:[/red] no composite at {composite} (set $EPIR_DATA)", highlight=False)
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.USAGE)
     rows = [line.split(",") for line in table.read_text().splitlines()[1:]][::every]
     per_set: dict[str, list[np.ndarray]] = {}
     skipped = 0

@@ -22,11 +22,9 @@ from train.config import TrainConfig
 from train.datasource import DataSourceError, load_samples
 from train.engine import fold_model, train_group
 from train.folds import Fold
+from epir_core.exit_codes import ExitCode, exit_help
+from epir_core.paths import data_root
 from train.session import (
-    DEFAULT_DATA,
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
     describe_device,
     fail,
     make_progress,
@@ -35,7 +33,7 @@ from train.session import (
     progress_callback,
 )
 
-HELP = """Train the default model on all 442 composite samples and write it as a checkpoint.
+HELP = f"""Train the default model on all 442 composite samples and write it as a checkpoint.
 
 Same recipe as a LOSO fold (Adam, lr 5e-5, batch 256, 300 epochs, CE + contrastive loss, last
 weights) on every sample; the weights are stored in fp16 (restored to fp32 on load). The same seed
@@ -47,8 +45,10 @@ Examples:
 
   python -m train.fit --out /tmp/model.pt --epochs 5 --device cpu
 
-Exit codes: 0 done; 1 failed; 2 bad option or data (the line names the option); 130 interrupted
-(nothing is written).
+Exit codes (130: nothing is written):
+
+\b
+{exit_help(ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE, ExitCode.DEVICE, ExitCode.INTERRUPTED)}
 """
 
 app = typer.Typer(add_completion=False, help=HELP, rich_markup_mode=None)
@@ -57,7 +57,7 @@ app = typer.Typer(add_completion=False, help=HELP, rich_markup_mode=None)
 @app.command(help=HELP)
 def main(
     out: Path = typer.Option(DEFAULT_MODEL_PATH, "--out", help="Checkpoint to write."),
-    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Data root holding megc2019_composite/ (or that folder)."),
+    data: Path = typer.Option(data_root(), "--data", help="Data root holding megc2019_composite/ (or that folder); $EPIR_DATA sets the default."),
     preset: str = typer.Option("epir", "--preset", help="Model preset."),
     model_set: list[str] = typer.Option([], "--model-set", help="Override a model config field, KEY=VALUE (repeatable)."),
     epochs: int = typer.Option(300, "--epochs", help="Epochs."),
@@ -69,16 +69,16 @@ def main(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     console = Console(stderr=True)
+    torch_device = pick_device(device, console)
     try:
-        torch_device = pick_device(device)
         samples = load_samples("cde", None, data, None)
         cfg = TrainConfig(
             preset=preset, epochs=epochs, batch_size=batch_size, lr=lr, precision=precision, model=parse_overrides(model_set)
         )
     except DataSourceError as exc:
-        fail(console, str(exc), EXIT_BAD_INPUT)
+        fail(console, str(exc), ExitCode.USAGE)
     except ValueError as exc:
-        fail(console, f"bad option: {exc}", EXIT_BAD_INPUT)
+        fail(console, f"bad option: {exc}", ExitCode.USAGE)
 
     everything = Fold("all", train=np.arange(len(samples)), val=np.array([], np.int64), test=np.array([], np.int64))
     started = time.perf_counter()
@@ -105,9 +105,9 @@ def main(
         model = fold_model(cfg, len(samples.class_names), outcome.state_dict)
         save_checkpoint(out, model, samples.class_names, samples.recipe, meta, half=True)
     except KeyboardInterrupt:
-        fail(console, "interrupted: no checkpoint written", EXIT_INTERRUPTED)
+        fail(console, "interrupted: no checkpoint written", ExitCode.INTERRUPTED)
     except Exception as exc:  # one line instead of a traceback
-        fail(console, f"training failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+        fail(console, f"training failed: {type(exc).__name__}: {exc}", ExitCode.FAILED)
     console.print(f"wrote {out} (final training loss {outcome.final_loss:.4f}, {seconds:.0f} s)")
     if as_json:
         print(json.dumps({"out": str(out), "final_loss": outcome.final_loss, "seconds": round(seconds, 1), "epochs": cfg.epochs}))

@@ -17,12 +17,9 @@ from train.config import SELECTIONS, TrainConfig
 from train.datasource import DATABASES, DataSourceError, load_samples
 from train.folds import largest_subjects, loso_folds
 from train.runs import RunFolder, RunFolderError
+from epir_core.exit_codes import ExitCode, exit_help
+from epir_core.paths import data_root
 from train.session import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OUT_FOLDER,
-    DEFAULT_DATA,
     describe_device,
     fail,
     parse_overrides,
@@ -33,6 +30,8 @@ from train.session import (
 
 QUICK_EPOCHS = 20
 QUICK_SUBJECTS_PER_DATASET = 2
+
+EXIT_CODES = (ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE, ExitCode.DEVICE, ExitCode.OUTPUT, ExitCode.INTERRUPTED)
 
 HELP = f"""Leave-one-subject-out training and evaluation of EPIR.
 
@@ -61,9 +60,11 @@ Examples:
 
   python -m train.loso --out runs/cde --seeds 0,1,2 --resume
 
-Exit codes: 0 done; 1 failed (one line on stderr); 2 bad option or data (the line names the
-option); 3 --out holds another run, or a run and no --resume; 130 interrupted (finished folds
-are kept: rerun with --resume).
+Exit codes (6: --out holds another run, or a run and no --resume; 130: finished folds are kept,
+rerun with --resume):
+
+\b
+{exit_help(*EXIT_CODES)}
 """
 
 app = typer.Typer(add_completion=False, help=HELP, rich_markup_mode=None)
@@ -72,7 +73,7 @@ app = typer.Typer(add_completion=False, help=HELP, rich_markup_mode=None)
 @app.command(help=HELP)
 def main(
     out: Path = typer.Option(..., "--out", help="Output folder (created; reused with --resume)."),
-    data: Path = typer.Option(DEFAULT_DATA, "--data", help="Data root holding megc2019_composite/ (or that folder)."),
+    data: Path = typer.Option(data_root(), "--data", help="Data root holding megc2019_composite/ (or that folder); $EPIR_DATA sets the default."),
     prepared: Path | None = typer.Option(None, "--prepared", help="Cache written by python -m train.prepare, instead of the composite."),
     protocol: str = typer.Option("cde", "--protocol", help="cde (composite, 3 classes) or sde (one database)."),
     database: str | None = typer.Option(None, "--database", help=f"With --protocol sde: {' | '.join(DATABASES)}."),
@@ -95,8 +96,8 @@ def main(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     console = Console(stderr=True)
+    torch_device = pick_device(device, console)
     try:
-        torch_device = pick_device(device)
         samples = load_samples(protocol, database, data, prepared)
         cfg = TrainConfig(
             preset=preset,
@@ -112,9 +113,9 @@ def main(
         seed_list = _int_list(seeds, "--seeds")
         subjects = _subjects(samples, folds, quick)
     except DataSourceError as exc:
-        fail(console, str(exc), EXIT_BAD_INPUT)
+        fail(console, str(exc), ExitCode.USAGE)
     except ValueError as exc:
-        fail(console, f"bad option: {exc}", EXIT_BAD_INPUT)
+        fail(console, f"bad option: {exc}", ExitCode.USAGE)
 
     spec = {
         "protocol": protocol,
@@ -129,9 +130,9 @@ def main(
     try:
         folder.start(spec, resume)
     except RunFolderError as exc:
-        fail(console, str(exc), EXIT_OUT_FOLDER)
+        fail(console, str(exc), ExitCode.OUTPUT)
     except OSError as exc:
-        fail(console, f"--out: cannot use {out}: {exc}", EXIT_FAILED)
+        fail(console, f"--out: cannot use {out}: {exc}", ExitCode.OUTPUT)
 
     plan = {s: loso_folds(samples.subjects, samples.datasets, s, subjects, cfg.val_fraction if select == "val" else 0.0) for s in seed_list}
     facts = {"data": str(prepared or data), "device": describe_device(torch_device), "seeds": seed_list, "subjects": subjects, "quick": quick}
@@ -144,9 +145,9 @@ def main(
         report = write_outputs(folder, samples, spec, plan, facts, console, quiet=False)
     except KeyboardInterrupt:
         write_outputs(folder, samples, spec, plan, facts, console, quiet=True)
-        fail(console, f"interrupted: finished folds are kept in {out}; rerun the command with --resume", EXIT_INTERRUPTED)
+        fail(console, f"interrupted: finished folds are kept in {out}; rerun the command with --resume", ExitCode.INTERRUPTED)
     except Exception as exc:  # one line instead of a traceback; finished folds stay on disk
-        fail(console, f"training failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+        fail(console, f"training failed: {type(exc).__name__}: {exc}", ExitCode.FAILED)
     if as_json:
         print(json.dumps(_summary(report, out, time.perf_counter() - started)))
 

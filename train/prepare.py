@@ -2,15 +2,15 @@
 
 Writes OUT/inputs/<sample>.npy (float32 3x28x28, channels u, v, strain), OUT/index.csv,
 OUT/recipe.json, OUT/classes.json and OUT/skipped.csv (sample, reason). Inputs already in OUT are
-kept, so an interrupted run picks up where it stopped. Exit codes: 0 done (skipped samples are
-listed, not fatal), 2 bad option or not the database's layout, 130 interrupted (partial results kept).
+kept, so an interrupted run picks up where it stopped. Exit codes (the project's table, README):
+0 done (skipped samples are listed, not fatal), 2 bad option or not the database's layout, 6 --out
+holds inputs made with another recipe, 130 interrupted (partial results kept).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import zipfile
 from collections import Counter
@@ -25,6 +25,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from epir_core.errors import EPIRError
+from epir_core.exit_codes import ExitCode
+from epir_core.files import atomic_path
 from epir_core.preprocess import FaceLocator, InputRecipe, crop_pair, make_model_input, max_flow_apex
 from train.data.casme2 import read_casme2
 from train.data.casme3 import read_casme3
@@ -50,6 +52,10 @@ class BadOption(Exception):
     """One line for stderr, naming the option at fault; exit code 2."""
 
 
+class OutFolderTaken(Exception):
+    """--out holds inputs made with another recipe; exit code 6."""
+
+
 def _load_recipe(name: str) -> InputRecipe:
     if name in RECIPES:
         return RECIPES[name]()
@@ -68,7 +74,7 @@ def _prepare_out(out: Path, recipe: InputRecipe, dataset: str) -> None:
     if recipe_file.exists():
         previous = json.loads(recipe_file.read_text())
         if previous != recipe.to_dict():
-            raise BadOption(f"--out: {out} holds inputs made with another recipe; choose a new --out")
+            raise OutFolderTaken(f"--out: {out} holds inputs made with another recipe; choose a new --out")
     (out / "inputs").mkdir(parents=True, exist_ok=True)
     recipe_file.write_text(json.dumps(recipe.to_dict(), indent=1))
     classes = {"cde": list(CDE_CLASSES), "sde": list(SDE_CLASSES[dataset])}
@@ -97,12 +103,10 @@ def _make_input(sample: RawSample, recipe: InputRecipe, locator: FaceLocator) ->
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _index_row(sample: RawSample, dataset: str, apex_path: Path, apex_source: str) -> dict:
@@ -153,9 +157,8 @@ def run(dataset: str, root: Path, out: Path, recipe: InputRecipe, limit: int | N
                     except EPIRError as e:
                         skipped.append({"sample": sample.sample, "reason": str(e)})
                     else:
-                        tmp = target.with_suffix(".tmp.npy")
-                        np.save(tmp, x)
-                        os.replace(tmp, target)  # a killed run never leaves a half-written input
+                        with atomic_path(target) as tmp:  # a killed run never leaves a half-written input
+                            np.save(tmp, x)
                         rows.append(_index_row(sample, dataset, apex_path, sample.apex_source))
                         counts["prepared"] += 1
                         continue
@@ -199,13 +202,16 @@ def main(
         summary = run(dataset.value, root, out, _load_recipe(recipe), limit, console)
     except (BadOption, LayoutError) as e:
         console.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
+    except OutFolderTaken as e:
+        console.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.OUTPUT)
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:  # an unreadable sheet, recipe or --out
         console.print(f"error: {type(e).__name__}: {e}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.USAGE)
     except KeyboardInterrupt:
         console.print(f"interrupted: the inputs made so far are in {out}; run again to resume")
-        raise typer.Exit(130)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     table = Table(title=f"{dataset.value} -> {out}")
     for key in ("samples", "prepared", "reused", "skipped", "apex_max_flow"):
         table.add_row(key, str(summary.get(key, 0)))

@@ -13,8 +13,9 @@ folds to the same folder, but never change what a fold trains.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from epir_core.files import write_text_atomic
 
 
 class RunFolderError(Exception):
@@ -43,7 +44,7 @@ class RunFolder:
                 raise RunFolderError(f"--out {self.path} holds a run with different {', '.join(changed)}: use a new --out")
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.spec_path, spec)
+        write_text_atomic(self.spec_path, json.dumps(spec, indent=1))
 
     def checkpoint_path(self, seed: int, subject: str) -> Path:
         return self.path / f"seed-{seed}" / "checkpoints" / f"{subject}.pt"
@@ -55,7 +56,7 @@ class RunFolder:
         return self.fold_path(seed, subject).exists()
 
     def save_fold(self, seed: int, subject: str, record: dict) -> None:
-        write_json_atomic(self.fold_path(seed, subject), record)
+        write_text_atomic(self.fold_path(seed, subject), json.dumps(record, indent=1))  # atomic: done or not
 
     def fold_records(self, seeds: list[int], subjects: list[str]) -> list[dict]:
         """The finished folds among the requested ones, in seed then subject order."""
@@ -65,10 +66,3 @@ class RunFolder:
             for sub in subjects
             if self.is_done(s, sub)
         ]
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the whole new one

@@ -1,10 +1,8 @@
-"""What the training CLIs share: device choice, failure lines and exit codes, run facts, and the
-LOSO work loop (groups of folds with live progress, saved as each group finishes)."""
+"""What the training CLIs share: device choice, failure lines, run facts, and the LOSO work loop (groups of folds with live progress, saved as each group finishes)."""
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -24,7 +22,11 @@ from rich.progress import (
 )
 
 from epir_core.checkpoint import save_checkpoint
-from epir_core.provenance import REPO_ROOT, versions
+from epir_core.errors import DeviceUnavailable
+from epir_core.exit_codes import ExitCode
+from epir_core.files import write_text_atomic
+from epir_core.provenance import versions
+from epir_core.runtime import resolve_device
 from train.config import TrainConfig
 from train.data.sampleset import SampleSet
 from train.engine import fold_model, train_group
@@ -36,28 +38,22 @@ from train.report import (
     print_table,
     write_predictions,
 )
-from train.runs import RunFolder, write_json_atomic
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_OUT_FOLDER = 3
-EXIT_INTERRUPTED = 130
-DEFAULT_DATA = Path(os.environ.get("EPIR_DATA", REPO_ROOT.parent / "shared" / "data"))
+from train.runs import RunFolder
 
 
-def fail(console: Console, message: str, code: int) -> NoReturn:
+def fail(console: Console, message: str, code: ExitCode) -> NoReturn:
     console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    raise typer.Exit(int(code))
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be auto, cpu or cuda, not {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available")
-    return torch.device(name)
+def pick_device(name: str, console: Console) -> torch.device:
+    """The --device to train on; a bad name exits 2, cuda without a GPU exits 5."""
+    try:
+        return torch.device(resolve_device(name))
+    except ValueError as exc:
+        fail(console, str(exc), ExitCode.USAGE)
+    except DeviceUnavailable as exc:
+        fail(console, str(exc), ExitCode.DEVICE)
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -181,7 +177,7 @@ def write_outputs(
         return None
     extra = {"run": facts, "versions": versions()}
     report = build_report(records, samples.class_names, spec, sum(map(len, plan.values())), extra)
-    write_json_atomic(folder.path / "report.json", report)
+    write_text_atomic(folder.path / "report.json", json.dumps(report, indent=1))
     write_predictions(folder.path / "predictions.csv", records, samples.class_names, report["selection"])
     title = f"{spec['protocol']} {spec.get('database') or ''} selection={report['selection']}" + (" ORACLE (test-set selection)" if report["oracle"] else "")
     draw_confusion(folder.path / "confusion.png", np.array(report["confusion"]), samples.class_names, title)
