@@ -51,6 +51,8 @@ class Event:
     threshold: float
     box: tuple[int, int, int, int]  # x, y, width, height the flow was computed in
     latency_ms: dict[str, float]  # spot (apex capture -> event spotted), locate, input, inference, frame_to_label
+    # Model-input cells the label rests on, heaviest first (epir_core.model.explain.input_cells)
+    regions: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -168,4 +170,5 @@ class LivePipeline:
             threshold=spot.threshold,
             box=(result.box.x, result.box.y, result.box.width, result.box.height),
             latency_ms=latency,
+            regions=result.regions,
         )

@@ -35,3 +35,8 @@ def input_cells(weights, min_weight: float = 0.0) -> list[dict]:
         if float(weights[r][c]) > min_weight
     ]
     return sorted(cells, key=lambda cell: -cell["weight"])
+
+
+def region_name(cell: dict) -> str:
+    """A cell's region name when it has one (the face regions of the aligned template), else r<row>c<col>."""
+    return cell.get("name") or f"r{cell['row']}c{cell['col']}"
