@@ -96,7 +96,7 @@ def analyze_videos(paths: Sequence[str | Path], out_dir: str | Path, model: str 
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 result.failed[key] = reason
                 analyzer.err.print(f"[red]failed:[/red] {video}: {reason}", highlight=False)
-                videos_csv.writerow([key, "failed", "", folder, reason])
+                videos_csv.writerow([key, "failed", "", folder if folder.exists() else "", reason])
             else:
                 result.events[key] = events
                 events_csv.writerows([key, *event_row(e, names)] for e in events)
