@@ -1,4 +1,4 @@
-"""The live pipeline driven over one source at a time, for the Python API and the CLI alike.
+"""The live pipeline driven over one source at a time: the layer under the Python API.
 
 An Analyzer loads the model and its backend once; analyzer.open(source) gives a Run: iterate it for
 each frame's result, call finish() for the events still being recognised when the source ended,
