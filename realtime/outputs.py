@@ -1,10 +1,11 @@
-"""Run outputs: events.jsonl, frames.csv, metadata.json and optionally annotated.mp4 in one folder.
+"""Run outputs: events.jsonl, frames.csv, metadata.json, timeline.png and optionally annotated.mp4 in
+one folder; and the event tables (CSV, JSONL) that the Python API writes.
 
 Every line is flushed as it is written, so a crash or a lost camera keeps everything up to that
 frame; metadata.json is written at the start and rewritten with the run's totals at the end, after
-the other files are closed. A folder already holding these files is reused: the files are named on
-stderr as overwritten, and one that is a symlink (or anything but a plain file) is refused, so a
-run never writes through a link planted in the folder.
+the other files are closed and timeline.png is drawn from frames.csv. A folder already holding these
+files is reused: the files are named on stderr as overwritten, and one that is a symlink (or
+anything but a plain file) is refused, so a run never writes through a link planted in the folder.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -22,9 +24,11 @@ import numpy as np
 from epir_core.errors import EPIRError
 from epir_core.files import write_text_atomic
 from epir_core.preprocess.regions import REGION_NAMES
+from epir_core.model.explain import region_name
 from realtime.pipeline import Event, FrameResult
+from realtime.timeline import draw_timeline, read_frames_csv
 
-FILES = ("metadata.json", "events.jsonl", "frames.csv", "annotated.mp4")
+FILES = ("metadata.json", "events.jsonl", "frames.csv", "annotated.mp4", "timeline.png")
 # score/threshold: the spotter's max z over regions and its bar (robust sigmas); motion_<region>: the
 # region's own motion against frame i-k, in face widths, so users can plot what the spotter saw.
 FRAME_COLUMNS = ("frame", "time_s", "face", "x", "y", "width", "height", "score", "threshold",
@@ -69,6 +73,8 @@ class RunOutputs:
         self._video: cv2.VideoWriter | None = None
         self._events = self._frames_file = self._frames = None
         self.overwritten: list[str] = []  # run files that were already in the folder
+        self.events: list[Event] = []
+        self.frames_written = 0
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
             self.overwritten = existing_outputs(folder)
@@ -99,6 +105,7 @@ class RunOutputs:
                 )
             )
             self._frames_file.flush()
+            self.frames_written += 1
         if self.annotate and annotated is not None:
             if self._video is None:
                 self._video = self._open_video(*annotated.shape[:2])
@@ -114,6 +121,7 @@ class RunOutputs:
         return video
 
     def event(self, event: Event) -> None:
+        self.events.append(event)
         line = json.dumps(event.to_dict())
         if self._events is not None:
             self._events.write(line + "\n")
@@ -129,7 +137,8 @@ class RunOutputs:
                 raise OutputError("--json: stdout was closed by the reader") from None
 
     def close(self) -> None:
-        """Close the event, frame and video files (the caller then writes the summary)."""
+        """Close the event, frame and video files and draw timeline.png (the caller then writes the
+        summary)."""
         try:
             for f in (self._events, self._frames_file):
                 if f is not None:
@@ -137,4 +146,48 @@ class RunOutputs:
         finally:
             if self._video is not None:
                 self._video.release()
+            drawn = self._frames is not None and self.frames_written
             self._events = self._frames_file = self._frames = self._video = None
+        if drawn:
+            try:
+                rows = read_frames_csv(self.folder / "frames.csv")
+                title = str(self.metadata.get("source", {}).get("target", ""))
+                draw_timeline(rows, self.events, self.folder / "timeline.png", title=title)
+            except (OSError, ValueError, cv2.error) as e:  # the other outputs are complete: say so, do not fail
+                sys.stderr.write(f"warning: timeline.png not written: {e}\n")
+
+
+def write_events_jsonl(events: Iterable[Event], path: Path) -> Path:
+    """One JSON object per event and line, as in a run's events.jsonl."""
+    path = Path(path)
+    with open(path, "w", encoding="utf-8") as f:
+        for event in events:
+            f.write(json.dumps(event.to_dict()) + "\n")
+    return path
+
+
+EVENT_COLUMNS = ("onset_frame", "apex_frame", "offset_frame", "onset_s", "apex_s", "offset_s", "label",
+                 "confidence", "accepted", "motion_score", "threshold", "x", "y", "width", "height")
+
+
+def event_header(class_names: Sequence[str]) -> list[str]:
+    return [*EVENT_COLUMNS, *(f"p_{name}" for name in class_names), "regions"]
+
+
+def event_row(event: Event, class_names: Sequence[str]) -> list:
+    """One CSV row per event: the flat fields, one probability column per class, and the regions as
+    "name=weight" (a cell without a name is r<row>c<col>), heaviest first."""
+    d = event.to_dict()
+    regions = " ".join(f"{region_name(c)}={c['weight']:.3f}" for c in event.regions)
+    return [*(d[k] for k in EVENT_COLUMNS[:11]), *event.box, *(event.probs.get(n, "") for n in class_names), regions]
+
+
+def write_events_csv(events: Sequence[Event], path: Path, class_names: Sequence[str] | None = None) -> Path:
+    """One row per event (see event_row); the class columns follow class_names, else the first event."""
+    names = list(class_names) if class_names is not None else list(events[0].probs) if events else []
+    path = Path(path)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(event_header(names))
+        writer.writerows(event_row(e, names) for e in events)
+    return path

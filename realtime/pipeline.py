@@ -54,15 +54,17 @@ class Event:
     accepted: bool  # confidence >= LiveConfig.min_confidence
     motion_score: float  # apex score and the threshold it crossed, in robust sigmas of the noise
     threshold: float
-    regions: tuple[str, ...]  # face regions that moved, most first
+    moved: tuple[str, ...]  # face regions the spotter saw move, most first
     box: tuple[int, int, int, int]  # x, y, width, height of the onset's face
     latency_ms: dict[str, float]  # spot (apex capture -> event spotted), locate, input, inference, frame_to_label
+    # Model-input cells the label rests on, heaviest first (epir_core.model.explain.input_cells)
+    regions: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["latency_ms"] = {k: round(v, 2) for k, v in self.latency_ms.items()}
         d["motion_score"], d["threshold"] = round(self.motion_score, 2), round(self.threshold, 2)
-        d["regions"] = list(self.regions)
+        d["moved"] = list(self.moved)
         return d
 
 
@@ -180,7 +182,8 @@ class LivePipeline:
             accepted=result.confidence >= self.config.min_confidence,
             motion_score=spot.score,
             threshold=spot.threshold,
-            regions=spot.regions,
+            moved=spot.regions,
             box=(result.box.x, result.box.y, result.box.width, result.box.height),
             latency_ms=latency,
+            regions=result.regions,
         )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
+from epir_core.model.explain import input_cells
 from epir_core.preprocess import Face, FaceBox, InputRecipe, make_model_input
+from epir_core.preprocess.regions import region_centres, region_of
 from epir_core.runtime import Backend
 
 
@@ -18,15 +21,21 @@ class Recognition:
     probs: dict[str, float]
     confidence: float  # probability of the label
     box: FaceBox  # the onset face's box (the crop is aligned on its landmarks)
-    ms: dict[str, float]  # locate, input, inference
+    ms: dict[str, float]  # locate, input, inference, explain
+    regions: list[dict] = field(default_factory=list)  # input cells the label rests on, named (input_cells)
 
 
 class Recognizer:
     """The face mesh runs afresh on the onset frame, as in `train.prepare`, so live inputs are cut the
-    way training inputs were; the tracked landmarks are the fallback when it finds no face."""
+    way training inputs were; the tracked landmarks are the fallback when it finds no face.
+    `explain` (model input -> patch weights, as EPIR.explain) adds the regions the label rests on,
+    each named by the face region nearest its centre in the aligned input."""
 
-    def __init__(self, backend: Backend, class_names: tuple[str, ...], recipe: InputRecipe, locator):
+    def __init__(self, backend: Backend, class_names: tuple[str, ...], recipe: InputRecipe, locator,
+                 explain: Callable[[np.ndarray], np.ndarray] | None = None):
         self.backend, self.class_names, self.recipe, self.locator = backend, class_names, recipe, locator
+        self.explain = explain
+        self._centres = region_centres()  # where each face region sits in an aligned input
 
     def __call__(self, onset_bgr: np.ndarray, apex_bgr: np.ndarray, tracked: Face) -> Recognition:
         t0 = time.perf_counter()
@@ -39,6 +48,12 @@ class Recognizer:
         t2 = time.perf_counter()
         logits = self.backend(x[None]).astype(np.float64)[0]  # C
         t3 = time.perf_counter()
+        regions = input_cells(self.explain(x)) if self.explain else []
+        if self.recipe.align == "similarity":  # only an aligned input puts the face where the template has it
+            for cell in regions:
+                x0, y0, x1, y1 = cell["box"]
+                cell["name"] = region_of((x0 + x1) / 2, (y0 + y1) / 2, self._centres)
+        t4 = time.perf_counter()
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         best = int(probs.argmax())
@@ -47,5 +62,7 @@ class Recognizer:
             probs={name: round(float(p), 4) for name, p in zip(self.class_names, probs)},
             confidence=round(float(probs[best]), 4),
             box=face.box,
-            ms={"locate": (t1 - t0) * 1e3, "input": (t2 - t1) * 1e3, "inference": (t3 - t2) * 1e3},
+            ms={"locate": (t1 - t0) * 1e3, "input": (t2 - t1) * 1e3, "inference": (t3 - t2) * 1e3,
+                "explain": (t4 - t3) * 1e3},
+            regions=regions,
         )

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -38,8 +38,8 @@ class Frame:
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # camera | video | frames
-    target: str  # camera index, video path or frames folder
+    kind: str  # camera | video | frames | arrays
+    target: str  # camera index, video path, frames folder, or a description of the arrays
     fps: float | None = None  # override (required for frames; a camera's own report may be wrong)
     realtime: bool = False  # play a file at its own rate, dropping frames when behind
     buffer_frames: int = 8  # ring-buffer length; 8 frames absorb a ~0.25 s stall at 30 fps
@@ -55,10 +55,12 @@ Reader = Callable[[], np.ndarray | None]  # returns the next BGR frame, or None 
 
 
 class FrameSource:
-    """Iterate over `Frame`s; `fps`, `dropped` and `frames_read` describe the stream."""
+    """Iterate over `Frame`s; `fps`, `dropped`, `frames_read` and `length` (frames expected, None when
+    unknown: a camera or an iterable) describe the stream."""
 
-    def __init__(self, spec: SourceSpec, reader: Reader, fps: float, live: bool, close: Callable[[], None]):
-        self.spec, self.fps, self.live = spec, fps, live
+    def __init__(self, spec: SourceSpec, reader: Reader, fps: float, live: bool, close: Callable[[], None],
+                 length: int | None = None):
+        self.spec, self.fps, self.live, self.length = spec, fps, live, length
         self.dropped = 0
         self.frames_read = 0
         self._reader, self._close = reader, close
@@ -181,7 +183,8 @@ def open_source(spec: SourceSpec) -> FrameSource:
         return image if ok else None
 
     live = spec.kind == "camera" or spec.realtime
-    return FrameSource(spec, read, fps, live, cap.release)
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if spec.kind == "video" else 0
+    return FrameSource(spec, read, fps, live, cap.release, length=count if count > 0 else None)
 
 
 def _open_frames(spec: SourceSpec) -> FrameSource:
@@ -190,7 +193,8 @@ def _open_frames(spec: SourceSpec) -> FrameSource:
         raise SourceError(f"frames folder not found: {folder}")
     if not spec.fps:
         raise SourceError("a frames folder needs its frame rate: pass --fps")
-    files = iter(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = iter(paths)
 
     def read() -> np.ndarray | None:
         path = next(files, None)
@@ -201,4 +205,25 @@ def _open_frames(spec: SourceSpec) -> FrameSource:
             raise SourceError(f"cannot read image {path}")
         return image
 
-    return FrameSource(spec, read, float(spec.fps), spec.realtime, lambda: None)
+    return FrameSource(spec, read, float(spec.fps), spec.realtime, lambda: None, length=len(paths))
+
+
+def array_source(frames: Iterable[np.ndarray], fps: float) -> FrameSource:
+    """Frames already in memory or made by a generator: H x W x 3 uint8 BGR images, read in order."""
+    if not fps or fps <= 0:
+        raise SourceError("an iterable of frames needs its frame rate: pass fps")
+    spec = SourceSpec("arrays", type(frames).__name__, fps=fps)
+    images = iter(frames)
+    index = 0
+
+    def read() -> np.ndarray | None:
+        nonlocal index
+        image = next(images, None)
+        if image is not None and not (isinstance(image, np.ndarray) and image.dtype == np.uint8
+                                      and image.ndim == 3 and image.shape[2] == 3):
+            raise SourceError(f"frame {index} is not an H x W x 3 uint8 BGR image")
+        index += 1
+        return image
+
+    length = len(frames) if hasattr(frames, "__len__") else None
+    return FrameSource(spec, read, float(fps), False, lambda: None, length=length)

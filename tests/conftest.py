@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures_data import CLASSES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
@@ -14,3 +16,29 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "megc2019_composite" / "samples.csv").exists():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory, shared_data) -> dict:
+    """Synthetic clips from a real face: one micro-expression at known frames, and head drift only."""
+    from realtime.demo_clip import ClipSpec, make_clip
+
+    folder = tmp_path_factory.mktemp("clips")
+    return {
+        "event": make_clip(folder / "event.mp4", ClipSpec()),
+        "drift": make_clip(folder / "drift.mp4", ClipSpec(onset=None)),
+    }
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained EPIR saved as a checkpoint: its labels are arbitrary, the pipeline is real."""
+    import torch
+
+    from epir_core import build_model
+    from epir_core.checkpoint import save_checkpoint
+    from epir_core.preprocess import InputRecipe
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "untrained.pt"
+    return save_checkpoint(path, build_model(num_classes=3).eval(), CLASSES, InputRecipe.composite())

@@ -11,6 +11,7 @@ from epir_core.preprocess.synthetic import Warp, warp_image
 from train.data.xlsx import write_xlsx
 
 FACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "megc2019_composite" / "apex_face_224" / "006_006_1_2.jpg"
+CLASSES = ("negative", "positive", "surprise")  # of the untrained checkpoint fixture (conftest)
 MOTION = Warp(cx=0.35, cy=0.7, dx=2.0, dy=-1.5, sigma=0.06)  # relative to the 320 px frame: the left mouth corner
 
 

@@ -13,6 +13,7 @@ from epir_core.complexity import count_parameters
 from epir_core.loss import epir_loss
 from epir_core.model.attention import Attention
 from epir_core.model.dtsm import gather_tokens, select_tokens
+from epir_core.model.explain import input_cells, patch_weights
 from epir_core.model.merge import bipartite_soft_matching, merge_wavg
 from epir_core.model.tokenization import diagonal_shifts, patchify
 
@@ -126,6 +127,63 @@ def test_dense_merge_equals_scatter_merge():
     dense_model.load_state_dict(model.state_dict())
     x = torch.rand(5, 3, 28, 28)
     assert torch.allclose(model(x), dense_model(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_merged_sources_are_the_groups_each_token_averages(dense):
+    """ToMe's source tracking: merging the identity gives, per token, the input tokens it stands for."""
+    n, r = 17, 5
+    metric, ones = torch.randn(3, n, 5), torch.ones(3, n, 1)
+    source = bipartite_soft_matching(metric, r, dense=dense)(torch.eye(n).expand(3, -1, -1))
+    group_means, sizes = _brute_force_merge(torch.eye(n).expand(3, -1, -1), metric, ones, r)
+    assert torch.equal(source.sum(-1, keepdim=True), sizes)
+    assert torch.allclose(source / sizes, group_means)
+
+
+def test_sources_through_the_ti_blocks_partition_the_patches():
+    model = build_model().eval()
+    x = torch.cat([model.cls_token.expand(2, -1, -1), model.tokenizer(torch.rand(2, 3, 28, 28))], 1) + model.pos_embed
+    size, source = torch.ones(2, 17, 1), torch.eye(17).expand(2, -1, -1)
+    with torch.no_grad():
+        for block in model.ti_blocks:
+            x, size, _, source = block(x, size, source)
+            assert torch.equal(source.sum(-1, keepdim=True), size)  # a token's size counts its sources
+            assert torch.equal(source.sum(1), torch.ones(2, 17))  # every input token is in exactly one
+            assert torch.equal(source[:, 0], F.one_hot(torch.tensor([0, 0]), 17).float())  # CLS alone
+    assert source.shape == (2, 11, 17)
+
+
+@pytest.mark.parametrize("preset,merge_impl", [("epir", "scatter"), ("epir", "dense"), ("vit", "scatter")])
+def test_explain_gives_forwards_logits_and_weights_on_the_patches_read(preset, merge_impl):
+    model = build_model(preset, merge_impl=merge_impl).eval()
+    x = torch.rand(5, 3, 28, 28)
+    with torch.no_grad():
+        expected = model(x)
+        _, _, sources = model.encode(x, track_sources=True)
+    logits, weights = model.explain(x)
+    assert torch.equal(logits, expected)
+    assert weights.shape == (5, 4, 4) and torch.all(weights >= 0)
+    assert torch.allclose(weights.sum((1, 2)), torch.ones(5))
+    # Non-zero exactly on the patches that the last block's tokens stand for.
+    read = sources[:, 1:, 1:].amax(dim=1).reshape(5, 4, 4) > 0
+    assert torch.equal(weights > 0, read)
+    if model.config.dtsm:
+        assert torch.all(read.sum((1, 2)) < 16)  # 3 picked tokens cannot cover all 16 patches here
+
+
+def test_patch_weights_split_each_tokens_attention_over_its_patches():
+    attn = torch.zeros(1, 2, 3, 3)
+    attn[0, 0, 0] = torch.tensor([0.0, 0.5, 0.5])
+    attn[0, 1, 0] = torch.tensor([0.0, 0.9, 0.1])  # heads average to 0.7 and 0.3
+    source = torch.zeros(1, 3, 5)  # CLS + 2 x 2 patches
+    source[0, 0, 0] = 1
+    source[0, 1, [1, 2]] = 1  # token 1 stands for patches (0, 0) and (0, 1)
+    source[0, 2, 4] = 1  # token 2 for patch (1, 1)
+    weights = patch_weights(attn, source, grid=2)
+    assert torch.allclose(weights, torch.tensor([[[0.35, 0.35], [0.0, 0.3]]]))
+    cells = input_cells(weights[0])
+    assert [(c["row"], c["col"]) for c in cells] == [(0, 0), (0, 1), (1, 1)]  # heaviest first, ties row-major
+    assert cells[-1] == {"row": 1, "col": 1, "weight": 0.3, "box": [0.5, 0.5, 1.0, 1.0]}
 
 
 @pytest.mark.parametrize("temperature", ["scalar", "per_head"])

@@ -20,31 +20,7 @@ from typer.testing import CliRunner
 
 from epir_core.exit_codes import ExitCode
 from realtime.cli import app
-from realtime.demo_clip import ClipSpec, make_clip
-from realtime.sources import SourceSpec
-
-CLASSES = ("negative", "positive", "surprise")
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory, shared_data) -> dict:
-    folder = tmp_path_factory.mktemp("clips")
-    return {
-        "event": make_clip(folder / "event.mp4", ClipSpec()),
-        "drift": make_clip(folder / "drift.mp4", ClipSpec(onset=None)),
-    }
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    from epir_core import build_model
-    from epir_core.checkpoint import save_checkpoint
-    from epir_core.preprocess import InputRecipe
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "untrained.pt"
-    return save_checkpoint(path, build_model(num_classes=3).eval(), CLASSES, InputRecipe.composite())
+from tests.fixtures_data import CLASSES
 
 
 def live(*args: str):

@@ -52,10 +52,13 @@ class Block(nn.Module):
         self.drop_path = DropPath(config.drop_path)
 
     def forward(
-        self, x: torch.Tensor, size: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """x: B x N x D, size: B x N x 1 token sizes (required when r > 0)
-        -> x: B x (N - r) x D, size: B x (N - r) x 1, attention: B x H x N x N."""
+        self, x: torch.Tensor, size: torch.Tensor | None = None, source: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """x: B x N x D, size: B x N x 1 token sizes (required when r > 0), source: B x N x N0 or None
+        -> x: B x (N - r) x D, size: B x (N - r) x 1, attention: B x H x N x N, source: B x (N - r) x N0.
+
+        source[b, t, p] = 1 when token t stands for input token p (ToMe's source tracking, for
+        EPIR.explain); None skips it, so the forward pass does no extra work."""
         y, keys, attn = self.attn(self.norm1(x), size)
         x = x + self.drop_path(y)
         if self.r:
@@ -65,5 +68,7 @@ class Block(nn.Module):
             else:  # Eq. 8 literally: every token weighs the same; size is still tracked for prop_attn
                 x, _ = merge_wavg(merge, x, torch.ones_like(size))
                 size = merge(size)
+            if source is not None:
+                source = merge(source)  # a sum of disjoint 0/1 rows: their union
         x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x, size, attn
+        return x, size, attn, source

@@ -11,6 +11,7 @@ from torch import nn
 from epir_core.config import PRESETS, EPIRConfig
 from epir_core.model.block import Block
 from epir_core.model.dtsm import gather_tokens, select_tokens
+from epir_core.model.explain import patch_weights
 from epir_core.model.tokenization import PatchTokenizer
 
 
@@ -33,24 +34,45 @@ class EPIR(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: B x 3 x 28 x 28 in [0, 1] -> the final CLS feature B x 256 (after the final LN)."""
+        return self.encode(x)[0]
+
+    def encode(
+        self, x: torch.Tensor, track_sources: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """-> (CLS feature B x 256, the last block's attention B x H x 4 x 4, sources B x 4 x 17 or None).
+
+        With track_sources, sources[b, t, p] = 1 when token t of the last block stands for input token
+        p (p = 0 is CLS, 1..16 the patches in row-major order), followed through every merge."""
         tokens = self.tokenizer(x)  # B x 16 x 256
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
         x = torch.cat([cls, tokens], dim=1) + self.pos_embed  # B x 17 x 256 (Eq. 4)
         # Token sizes: how many patches each token stands for; reset on every call.
         size = torch.ones_like(x[..., :1]) if self.ti_blocks else None
+        source = torch.eye(x.shape[1], device=x.device).expand(x.shape[0], -1, -1) if track_sources else None
         for block in self.ti_blocks:
-            x, size, _ = block(x, size)  # 17 -> 16 -> ... -> 11 tokens
+            x, size, _, source = block(x, size, source)  # 17 -> 16 -> ... -> 11 tokens
         maps = []
         for block in self.blocks:
-            x, size, attn = block(x, size)  # 11 tokens, attn: B x 3 x 11 x 11
+            x, size, attn, _ = block(x, size)  # 11 tokens, attn: B x 3 x 11 x 11
             maps.append(attn)
         if self.config.dtsm and maps:
             idx = select_tokens(maps)  # B x 3, one token per head
             x = gather_tokens(x, idx)  # B x 4 x 256
             size = gather_tokens(size, idx) if size is not None else None
-        x, _, _ = self.last_block(x, size)
+            source = gather_tokens(source, idx) if source is not None else None
+        x, _, attn, _ = self.last_block(x, size)
         # Only CLS feeds the head; LayerNorm is per token, so normalising CLS alone is the same.
-        return self.norm(x[:, 0])
+        return self.norm(x[:, 0]), attn, source
+
+    @torch.no_grad()
+    def explain(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Why a label was given: x -> (logits B x C, patch weights B x 4 x 4 summing to 1).
+
+        The logits are forward(x)'s. A patch's weight is how much the final CLS draws on the DTSM
+        tokens that stand for it (see patch_weights)."""
+        feats, attn, source = self.encode(x, track_sources=True)
+        grid = self.config.image_size // self.config.patch_size
+        return self.head(feats), patch_weights(attn, source, grid)
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (logits B x C, CLS feature B x 256): the feature is what the contrastive loss sees."""
