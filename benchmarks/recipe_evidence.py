@@ -25,9 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from epir_core.preprocess.face import Face, FaceLocator
-from epir_core.preprocess.align import alignment_matrix
 from epir_core.preprocess.flow import compute_flow
-from epir_core.preprocess.pipeline import crop_pair, flow_to_input, make_model_input
+from epir_core.preprocess.pipeline import crop_matrix, crop_pair, flow_to_input, make_model_input
 from epir_core.preprocess.recipe import FLOW_NAMES, DISParams, FarnebackParams, InputRecipe, TVL1Params
 from epir_core.preprocess.synthetic import Warp, synthetic_pair
 
@@ -84,14 +83,9 @@ def make_pairs(faces_dir: Path, n: int, seed: int = 0):
 
 def _warp_in_input(warp: Warp, face: Face, recipe: InputRecipe, shape: tuple[int, int]) -> tuple[float, float, float]:
     """The bump's centre in 28x28 input coordinates (col, row), and input pixels per frame pixel."""
-    x, y = warp.cx * shape[1], warp.cy * shape[0]
-    if recipe.align == "similarity":
-        m = alignment_matrix(face.landmarks, np.array(recipe.template), recipe.crop_height, recipe.crop_width)
-        (cx, cy), scale = m[:, :2] @ (x, y) + m[:, 2], float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-        return cx / recipe.crop_width * recipe.size, cy / recipe.crop_height * recipe.size, scale * recipe.size / recipe.crop_width
-    region = face.box.scaled(recipe.crop_width / recipe.crop_height, recipe.face_margin)
-    return ((x - region.x) / region.width * recipe.size, (y - region.y) / region.height * recipe.size,
-            recipe.size / region.width)
+    m = crop_matrix(face, recipe) * recipe.size / recipe.crop_width  # frame -> input (crops keep the aspect)
+    col, row = m[:, :2] @ (warp.cx * shape[1], warp.cy * shape[0]) + m[:, 2]
+    return col, row, float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
 
 
 def warp_evidence(pairs, recipe: InputRecipe) -> dict:

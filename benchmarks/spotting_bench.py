@@ -24,6 +24,7 @@ from epir_core.errors import FaceTooSmallError, NoFaceError
 
 AMPLITUDES = (1.0, 2.0, 3.0, 4.0)
 REAL_CLIP = Path("real_frames") / "casme2_sub01_EP02_01f" / "raw_44f.avi"
+LEAD_S = 2.5  # still lead-in: the spotter learns the face's noise for warmup_s (+ 2k frames) first
 TARGETS = {"f1_2_to_4px": 0.90, "recall_1px": 0.70, "false_per_min": 1.0, "apex_error_30fps": 2.0, "cost_ms": 3.0}
 
 
@@ -152,7 +153,7 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
 
 
 def real_clip(data_root: Path, locator, progress: Callable[[str], None], fps: float = 200.0) -> dict:
-    """The raw CASME II clip with 1.5 s of still lead-in and 0.5 s of still tail (fresh noise)."""
+    """The raw CASME II clip with LEAD_S of still lead-in and 0.5 s of still tail (fresh noise)."""
     path = data_root / REAL_CLIP
     capture = cv2.VideoCapture(str(path))
     frames = []
@@ -171,8 +172,8 @@ def real_clip(data_root: Path, locator, progress: Callable[[str], None], fps: fl
         return [np.clip(frame + rng.normal(0, 1.5, frame.shape), 0, 255).astype(np.uint8)
                 for _ in range(round(seconds * fps))]
 
-    lead = round(1.5 * fps)
-    clip = still(frames[0], 1.5) + frames + still(frames[-1], 0.5)
+    lead = round(LEAD_S * fps)
+    clip = still(frames[0], LEAD_S) + frames + still(frames[-1], 0.5)
     spots, track_ms, spot_ms = spot_frames(clip, fps, locator)
     cost = float(np.mean(np.add(track_ms, spot_ms)))
     inside = [s for s in spots if lead <= s.apex < lead + len(frames)]

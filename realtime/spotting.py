@@ -51,7 +51,7 @@ class SpotterConfig:
     z: float = 10.0  # threshold, in robust sigmas of a region's own noise
     max_event_s: float = 0.5  # longer runs are not micro-expressions
     bridge_s: float = 0.2  # a run ends after this long below threshold: talking dips between syllables
-    returned: float = 0.5  # frames j-k and j+k must differ by less than this fraction of c_j
+    returned: float = 0.75  # frames j-k and j+k must differ by less than this fraction of c_j
     blink_ratio: float = 2.0  # eyelids moving this many times more than any region: a blink
     bound_fraction: float = 0.8  # onset/offset: last/first frame this close to the neutral side
 
@@ -106,15 +106,22 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
     return distance
 
 
+# REGION_POINTS laid out as a regions x longest-region table (-1 = no point), for region_motion.
+_TABLE = np.full((len(REGION_NAMES), np.bincount(REGION_OF_POINT).max()), -1)
+for _r in range(len(REGION_NAMES)):
+    _members = np.flatnonzero(REGION_OF_POINT == _r)
+    _TABLE[_r, : len(_members)] = _members
+_UPPER_HALF = np.bincount(REGION_OF_POINT) - np.bincount(REGION_OF_POINT) // 2  # points in a region's upper half
+
+
 def region_motion(point_motion: np.ndarray) -> np.ndarray:
     """Per-point motion over REGION_POINTS -> per region, the mean of its more-moved half
     (len(REGION_NAMES),): an expression may move only part of a region, and one badly followed
     point should not make a region move."""
-    out = np.empty(len(REGION_NAMES))
-    for r in range(len(REGION_NAMES)):
-        values = np.sort(point_motion[REGION_OF_POINT == r])
-        out[r] = values[len(values) // 2 :].mean()
-    return out
+    values = np.where(_TABLE >= 0, point_motion[_TABLE], -np.inf)  # regions x longest
+    descending = -np.sort(-values, axis=1)
+    upper = np.arange(_TABLE.shape[1]) < _UPPER_HALF[:, None]
+    return np.where(upper, descending, 0.0).sum(axis=1) / _UPPER_HALF
 
 
 class Spotter:

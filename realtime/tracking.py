@@ -38,6 +38,13 @@ class TrackedFace:
     track: int  # a new number each time the face is found anew: heads of two tracks do not compose
 
 
+def _around(points: np.ndarray, shape: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of the points' bounding box grown by `margin`, inside an image of `shape`."""
+    low = np.maximum(np.floor(points.min(axis=0)).astype(int) - margin, 0)
+    high = np.minimum(np.ceil(points.max(axis=0)).astype(int) + margin, shape[::-1])
+    return low[0], low[1], high[0], high[1]
+
+
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """2 x 3 affine maps: outer after inner."""
     return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
@@ -86,8 +93,12 @@ class FaceTracker:
         """Carry landmarks and head by the rigid motion of the LK points; False when it is lost."""
         if self._points is None or len(self._points) < self.config.min_points:
             return False
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_gray, gray, self._points, None,
-                                                    winSize=(15, 15), maxLevel=2)
+        # LK sees only the face's surroundings: pyramids of the whole frame would cost more than the points.
+        x0, y0, x1, y1 = _around(self._points.reshape(-1, 2), gray.shape, margin=64)
+        origin = np.array([x0, y0], np.float32)
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_gray[y0:y1, x0:x1], gray[y0:y1, x0:x1],
+                                                    self._points - origin, None, winSize=(15, 15), maxLevel=2)
+        moved += origin
         ok = status.ravel() == 1
         if ok.sum() < self.config.min_points:
             return False

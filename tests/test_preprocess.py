@@ -10,9 +10,10 @@ import pytest
 
 from epir_core.errors import FlowError, NoFaceError
 from epir_core.preprocess import (
-    FaceBox, FaceLocator, FarnebackParams, InputRecipe, TVL1Params, compute_flow, crop_pair, cuda_available,
-    flow_to_input, make_model_input, max_flow_apex, optical_strain,
+    Face, FaceBox, FaceLocator, FarnebackParams, InputRecipe, TVL1Params, compute_flow, crop_matrix, crop_pair,
+    cuda_available, flow_to_input, make_model_input, max_flow_apex, optical_strain,
 )
+from epir_core.preprocess.align import load_template
 from epir_core.preprocess.synthetic import warp_image
 from tests.fixtures_data import MOTION, clip_frames, face_frame
 
@@ -40,9 +41,11 @@ def test_recipe_round_trips_through_json_and_rejects_mismatches():
         InputRecipe.from_dict({"flow": "tvl1", "flow_params": {"iterations": 3}})
 
 
-def test_locator_gives_a_tight_box_and_reports_its_cost(locator):
+def test_locator_gives_landmarks_a_tight_box_and_reports_its_cost(locator):
     frame = face_frame()  # 320 px; the real face spans about 48..272
-    box = locator.locate(frame)
+    face = locator.locate(frame)
+    box = face.box
+    assert face.landmarks.shape == (468, 2)
     assert 40 <= box.x <= 90 and 30 <= box.y <= 90 and 150 <= box.width <= 260 and 150 <= box.height <= 260
     assert set(locator.last_ms) == {"detect", "mesh"} and all(v > 0 for v in locator.last_ms.values())
     with pytest.raises(NoFaceError):
@@ -60,6 +63,8 @@ def test_strain_of_a_uniform_shear_and_of_a_translation():
     shear = np.dstack([0.2 * ys, np.zeros_like(ys)])  # u_y = 0.2: strain = sqrt(0.5) * 0.2 inside
     assert np.allclose(optical_strain(shear)[:-1, :-1], np.sqrt(0.5) * 0.2)
     assert np.allclose(optical_strain(np.full((8, 8, 2), 3.0, np.float32)), 0)
+    # Central differences (the composite's) give the same shear everywhere, borders included.
+    assert np.allclose(optical_strain(shear, differences="central"), np.sqrt(0.5) * 0.2)
 
 
 @pytest.mark.parametrize("recipe", [InputRecipe.composite(), InputRecipe.paper(), InputRecipe(flow="dis")])
@@ -70,9 +75,8 @@ def test_model_input_recovers_the_warp(pair_and_box, recipe):
     assert np.allclose(x.min(axis=(1, 2)), 0) and np.allclose(x.max(axis=(1, 2)), 1)
     assert np.allclose(x * 255, np.round(x * 255), atol=1e-4)  # 8-bit levels, as the composite PNGs
     # Where the warp is, in input pixels; it moves right (u > 0) and up (v < 0).
-    region = box.scaled(recipe.crop_width / recipe.crop_height)
-    col = (MOTION.cx * onset.shape[1] - region.x) / region.width * 28
-    row = (MOTION.cy * onset.shape[0] - region.y) / region.height * 28
+    to_input = crop_matrix(box, recipe) * 28 / recipe.crop_width
+    col, row = to_input[:, :2] @ (MOTION.cx * onset.shape[1], MOTION.cy * onset.shape[0]) + to_input[:, 2]
     near = np.hypot(*(np.mgrid[0:28, 0:28] - np.array([row, col])[:, None, None])) <= 4
     assert x[0][near].mean() > np.median(x[0]) + 0.1
     assert x[1][near].mean() < np.median(x[1]) - 0.1
@@ -118,3 +122,33 @@ def test_cuda_flow_matches_the_cpu_direction(pair_and_box):
         gpu = compute_flow(o, a, params)  # the CUDA path, chosen because a device is present
         for c in (0, 1):
             assert np.corrcoef(cpu[..., c].ravel(), gpu[..., c].ravel())[0, 1] > 0.8
+
+
+def test_aligned_crop_puts_the_landmarks_on_the_template(locator):
+    """A rolled, shifted, smaller face: cut by the composite recipe, its landmarks land on the template
+    (the composite's framing) within 2 % of the crop, and the roll is gone."""
+    frame = face_frame()
+    h, w = frame.shape[:2]
+    turned = cv2.warpAffine(frame, cv2.getRotationMatrix2D((w / 2 + 20, h / 2), 12, 0.8), (w, h),
+                            borderMode=cv2.BORDER_REFLECT)
+    recipe = InputRecipe.composite()
+    crop = cv2.warpAffine(turned, crop_matrix(locator.locate(turned), recipe), (recipe.crop_width, recipe.crop_height))
+    big = cv2.resize(crop, (recipe.crop_width * 2, recipe.crop_height * 2), interpolation=cv2.INTER_CUBIC)
+    found = locator.locate(cv2.copyMakeBorder(big, 60, 60, 60, 60, cv2.BORDER_REPLICATE)).landmarks - 60
+    template = np.array(load_template())
+    found = found[template[:, 0].astype(int)] / (recipe.crop_width * 2, recipe.crop_height * 2)
+    assert np.linalg.norm(found - template[:, 1:], axis=1).mean() < 0.02
+
+
+def test_a_first_build_checkpoint_recipe_still_loads_and_crops_by_the_box(pair_and_box):
+    """The first build's recipes had no alignment, strain grid or resize fields: they load as the
+    box crop with strain on the crop's flow, and run on a face known only by its box."""
+    old = {k: v for k, v in InputRecipe.composite().to_dict().items()
+           if k not in ("align", "template", "strain_grid", "resize")}
+    recipe = InputRecipe.from_dict(old)
+    assert (recipe.align, recipe.strain_grid, recipe.resize) == ("box", "crop", "area")
+    onset, apex, face = pair_and_box
+    x = make_model_input(onset, apex, recipe, Face(face.box))
+    assert x.shape == (3, 28, 28) and np.isfinite(x).all()
+    with pytest.raises(FlowError, match="landmarks"):
+        make_model_input(onset, apex, InputRecipe.composite(), Face(face.box))

@@ -23,15 +23,25 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
     return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
 
 
+def crop_matrix(face: Face, recipe: InputRecipe) -> np.ndarray:
+    """2 x 3 map from frame pixels to the recipe's crop_height x crop_width crop of this face: where
+    a point of the frame lands in the crop (and, scaled by size / crop side, in the model input)."""
+    if recipe.align == "similarity":
+        if face.landmarks is None:
+            raise FlowError("the recipe aligns faces by their landmarks, and this face has none")
+        return alignment_matrix(face.landmarks, np.array(recipe.template), recipe.crop_height, recipe.crop_width)
+    region = face.box.scaled(aspect=recipe.crop_width / recipe.crop_height, margin=recipe.face_margin)
+    scale = recipe.crop_width / region.width
+    return np.array([[scale, 0.0, -scale * region.x], [0.0, scale, -scale * region.y]])
+
+
 def crop_pair(onset_bgr: np.ndarray, apex_bgr: np.ndarray, recipe: InputRecipe,
               face: Face) -> tuple[np.ndarray, np.ndarray]:
     """Both frames cut the same way from the onset's face (so the motion between them is the
     face's own) and made grey: two crop_height x crop_width uint8 images."""
     size = (recipe.crop_height, recipe.crop_width)
     if recipe.align == "similarity":
-        if face.landmarks is None:
-            raise FlowError("the recipe aligns faces by their landmarks, and this face has none")
-        matrix = alignment_matrix(face.landmarks, np.array(recipe.template), *size)
+        matrix = crop_matrix(face, recipe)
         return tuple(aligned_crop(to_grey(frame), matrix, *size) for frame in (onset_bgr, apex_bgr))
     return tuple(crop_face(to_grey(frame), face.box, *size, margin=recipe.face_margin)
                  for frame in (onset_bgr, apex_bgr))

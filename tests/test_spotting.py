@@ -1,0 +1,86 @@
+"""The spotter on the live path: scenario clips through the real tracker and spotter, and the real
+CASME II clip through epir-live."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.spotting_bench import iou, load_faces, real_clip, spot_frames
+from benchmarks.spotting_scenarios import Motion, Scenario, micro_clip, render
+from epir_core.preprocess import FaceLocator
+
+
+@pytest.fixture(scope="module")
+def locator():
+    with FaceLocator() as loc:
+        yield loc
+
+
+@pytest.fixture(scope="module")
+def faces(locator, shared_data) -> list:
+    """Two people of the composite, from different databases."""
+    return load_faces(shared_data, 2, locator)
+
+
+def hits(spots, scenario: Scenario) -> list[bool]:
+    return [any(iou((s.onset, s.offset), (t[0], t[2])) >= 0.5 for s in spots) for t in scenario.truth()]
+
+
+@pytest.mark.parametrize("fps", [30.0, 200.0])
+def test_subtle_expressions_of_two_people_are_found_at_their_apex(faces, locator, fps):
+    """2-3 px on a 260 px face, a blink between each, head sway, light drift and noise."""
+    for n, (name, face, landmarks) in enumerate(faces):
+        scenario = micro_clip(name, face, landmarks, fps, (2.0, 3.0), seed=n)
+        spots, *_ = spot_frames(render(scenario), fps, locator)
+        assert all(hits(spots, scenario)), (name, [(s.onset, s.apex, s.offset) for s in spots], scenario.truth())
+        assert len(spots) == len(scenario.truth())  # the blinks gave nothing
+        for spot, (_, apex, *_rest) in zip(spots, scenario.truth()):
+            assert abs(spot.apex - apex) <= max(2, round(0.07 * fps))
+
+
+def test_talking_for_a_long_time_does_not_lock_the_spotter(faces, locator):
+    """20 s of talking (a rising baseline that once froze the threshold and kept a run open for
+    good), then a brow raise: no event while talking, and the brow raise is found."""
+    name, face, landmarks = faces[0]
+    motions = (Motion("talk", 2.0, 0.2, 18.0, 0.2, 4.0, cycles_hz=4.0), Motion("brow raise", 22.0, 0.1, 0.0, 0.2, 3.0))
+    scenario = Scenario("talk then brow", face, landmarks, 30.0, 23.5, motions)
+    spots, *_ = spot_frames(render(scenario), 30.0, locator)
+    assert [s for s in spots if s.apex < 21 * 30] == []
+    assert all(hits(spots, scenario))
+    assert any("brow" in region for region in spots[-1].regions)
+
+
+def test_the_real_casme2_clip_gives_its_event(shared_data, locator):
+    result = real_clip(shared_data, locator, progress=lambda _: None)
+    assert result["status"] == "found", result
+
+
+def test_epir_live_labels_the_real_clip_as_the_composite_does(shared_data, tmp_path):
+    """The raw CASME II clip of a sample the shipped model was trained on, with a still lead-in of
+    fresh sensor noise, read as frames at the camera's 200 fps: one event, labelled positive."""
+    from typer.testing import CliRunner
+
+    from realtime.cli import app
+
+    capture = cv2.VideoCapture(str(shared_data / "real_frames" / "casme2_sub01_EP02_01f" / "raw_44f.avi"))
+    frames = []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(frame)
+    rng = np.random.default_rng(1)
+    still = [np.clip(frames[0] + rng.normal(0, 1.5, frames[0].shape), 0, 255).astype(np.uint8) for _ in range(500)]
+    tail = [np.clip(frames[-1] + rng.normal(0, 1.5, frames[0].shape), 0, 255).astype(np.uint8) for _ in range(100)]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(still + frames + tail):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), frame)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["--frames", str(folder), "--fps", "200", "--no-display", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    inside = [e for e in events if 500 <= e["apex_frame"] < 500 + len(frames)]
+    assert inside and inside[0]["label"] == "positive", events
