@@ -41,7 +41,7 @@ def test_recipe_round_trips_through_json_and_rejects_mismatches():
 
 
 def test_locator_gives_a_tight_box_and_reports_its_cost(locator):
-    frame = face_frame()  # 320 px; the real face spans about 48..272
+    frame = face_frame()  # 320 px; the face spans about 48..272
     box = locator.locate(frame)
     assert 40 <= box.x <= 90 and 30 <= box.y <= 90 and 150 <= box.width <= 260 and 150 <= box.height <= 260
     assert set(locator.last_ms) == {"detect", "mesh"} and all(v > 0 for v in locator.last_ms.values())
