@@ -16,14 +16,13 @@ from rich.console import Console
 from rich.status import Status
 
 from benchmarks.config import make_config
+from benchmarks.live_bench import composite_faces
 from benchmarks.record import run_benchmark
 from benchmarks.report import append_jsonl, render
-from epir_core.provenance import REPO_ROOT
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 EXIT_DEVICE, EXIT_FAILED = 3, 4
-DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 
 
 @app.command(
@@ -42,7 +41,8 @@ def main(
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
     output: Path = typer.Option(None, "--output", help="Append the record as one JSON line to this file."),
     data_root: Path = typer.Option(
-        None, help="Where the composite's faces are [default: ../shared/data if present, else a random-texture face]."
+        None, help="A data root holding megc2019_composite/: the clip animates its first apex face "
+        "[default: the shipped portrait]."
     ),
 ) -> None:
     """Measure parameters, MACs, model latency per backend, pipeline stages and end-to-end speed."""
@@ -52,10 +52,9 @@ def main(
     if quick and full:
         err.print("error: choose one of --quick and --full")
         raise typer.Exit(2)
-    if data_root is not None and not data_root.is_dir():
-        err.print(f"error: --data-root: {data_root} is not a folder")
+    if data_root is not None and not composite_faces(data_root):
+        err.print(f"error: --data-root: no megc2019_composite/apex_face_224/*.jpg under {data_root}")
         raise typer.Exit(2)
-    data_root = data_root or DEFAULT_DATA_ROOT
     device = _resolve_device(device, err)
     cfg = make_config("quick" if quick else "full" if full else "default", device, threads)
     try:
