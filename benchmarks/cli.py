@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.status import Status
 
 from benchmarks.config import make_config
+from benchmarks.live_bench import composite_faces
 from benchmarks.record import run_benchmark
+from benchmarks.live_bench import composite_faces
 from benchmarks.report import append_jsonl, render, render_spotting
 from benchmarks.spotting_bench import spotting_record
 from benchmarks.timing import set_threads
@@ -50,8 +52,8 @@ def main(
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
     output: Path = typer.Option(None, "--output", help="Append the record as one JSON line to this file."),
     data_root: Path = typer.Option(
-        None, help="Where the composite's faces are [default: $EPIR_DATA or ../shared/data if present, else a "
-        "random-texture face]."
+        None, help="A data root holding megc2019_composite/: the clip animates its first apex face "
+        "[default: the shipped portrait]."
     ),
 ) -> None:
     """Measure parameters, MACs, model latency per backend, pipeline stages and end-to-end speed."""
@@ -60,9 +62,8 @@ def main(
         err = Console(stderr=True, width=160)  # a log file: wide enough that the tables stay readable
     if quick and full:
         _fail(err, "choose one of --quick and --full", ExitCode.USAGE)
-    if data_root is not None and not data_root.is_dir():
-        _fail(err, f"--data-root: {data_root} is not a folder", ExitCode.USAGE)
-    data_root = data_root or default_data_root()
+    if data_root is not None and not composite_faces(data_root):
+        _fail(err, f"--data-root: no megc2019_composite/apex_face_224/*.jpg under {data_root}", ExitCode.USAGE)
     try:
         device = resolve_device(device)
     except ValueError as e:

@@ -32,13 +32,21 @@ class TestClip:
     face_source: str
 
 
-def make_test_clip(cfg: BenchConfig, data_root: Path, workdir: Path) -> TestClip:
-    """The live app's demo clip (640x480, 30 fps, one expression) lasting cfg.video_seconds."""
-    from realtime.demo_clip import ClipSpec, make_clip
+def composite_faces(data_root: Path) -> list[Path]:
+    """The composite's apex faces under a data root, sorted; empty when it holds none."""
+    return sorted((data_root / "megc2019_composite" / "apex_face_224").glob("*.jpg"))
 
-    faces = sorted((data_root / "megc2019_composite" / "apex_face_224").glob("*.jpg"))
-    face_file, source = (faces[0], f"composite apex face {faces[0].name}") if faces else (
-        _texture_face(workdir), f"random texture (no composite faces under {data_root})")
+
+def make_test_clip(cfg: BenchConfig, data_root: Path | None, workdir: Path) -> TestClip:
+    """The live app's demo clip (640x480, 30 fps, one expression) lasting cfg.video_seconds: the shipped
+    portrait, or with a data root the first composite apex face (as the records before the portrait)."""
+    from realtime.demo_clip import ASTRONAUT, ClipSpec, Portrait, make_clip
+
+    if data_root is None:
+        face, source = ASTRONAUT, f"shipped portrait {ASTRONAUT.path.name}"
+    else:
+        first = composite_faces(data_root)[0]
+        face, source = Portrait(first), f"composite apex face {first.name}"
     fps = 30.0
     frames = round(cfg.video_seconds * fps)
     # The spotter needs ~1 s of history, and k frames after the offset to close the event.
@@ -46,17 +54,8 @@ def make_test_clip(cfg: BenchConfig, data_root: Path, workdir: Path) -> TestClip
     has_event = onset + EXPRESSION[1] + 10 < frames
     spec = ClipSpec(fps=fps, seconds=cfg.video_seconds, onset=onset if has_event else None,
                     apex=onset + EXPRESSION[0], offset=onset + EXPRESSION[1])
-    truth = make_clip(workdir / "clip.mp4", spec, face_file)
+    truth = make_clip(workdir / "clip.mp4", spec, face)
     return TestClip(Path(truth.path), truth.fps, truth.frames, truth.apex, source)
-
-
-def _texture_face(workdir: Path) -> Path:
-    """A smooth random texture: optical flow has something to track, the face detector will not fire."""
-    noise = np.random.default_rng(0).uniform(0, 255, (224, 224, 3)).astype(np.float32)
-    texture = cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 4), None, 0, 255, cv2.NORM_MINMAX)
-    path = workdir / "texture_face.png"
-    cv2.imwrite(str(path), texture.astype(np.uint8))
-    return path
 
 
 def spotting(frames: list[np.ndarray], fps: float, locator) -> Stats:

@@ -31,7 +31,7 @@ class Stage:
     measure: Callable[[], Stats]  # raises StageSkipped; any other exception marks the stage failed
 
 
-def bench_pipeline(cfg: BenchConfig, data_root: Path, workdir: Path, progress: Callable[[str], None]) -> dict:
+def bench_pipeline(cfg: BenchConfig, data_root: Path | None, workdir: Path, progress: Callable[[str], None]) -> dict:
     progress("writing the synthetic clip")
     try:
         clip = live_bench.make_test_clip(cfg, data_root, workdir)

@@ -74,7 +74,10 @@ def make_pairs(faces_dir: Path, n: int, seed: int = 0):
     with FaceLocator() as locator:
         for f in files:
             # A border of reflected pixels stands in for the background a real frame has round the face.
-            face = cv2.copyMakeBorder(cv2.imread(str(f)), *[FACE_PAD] * 4, cv2.BORDER_REFLECT)
+            image = cv2.imread(str(f))
+            if image is None:  # OpenCV hangs in copyMakeBorder when handed None
+                raise FileNotFoundError(f"--faces: cannot read {f}")
+            face = cv2.copyMakeBorder(image, *[FACE_PAD] * 4, cv2.BORDER_REFLECT)
             warp = random_warp(rng)
             onset, apex = synthetic_pair(face, warp, rng)
             pairs.append((onset, apex, warp, locator.locate(face)))
@@ -171,7 +174,11 @@ def main(
     if not faces.is_dir() or not any(faces.glob("*.jpg")):
         console.print(f"--faces: no .jpg faces in {faces}")
         raise typer.Exit(2)
-    data = make_pairs(faces, pairs)
+    try:
+        data = make_pairs(faces, pairs)
+    except FileNotFoundError as e:
+        console.print(str(e))
+        raise typer.Exit(2) from None
     result = {
         "warp_composite_recipe": warp_evidence(data, InputRecipe.composite()),
         "warp_paper_recipe": warp_evidence(data, InputRecipe.paper()),

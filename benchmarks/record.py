@@ -19,7 +19,7 @@ from benchmarks.timing import set_threads
 SCHEMA_VERSION = 2  # 2: runtime backend names (torch, onnx), threads per latency row and end to end
 
 
-def run_benchmark(cfg: BenchConfig, data_root: Path, progress: Callable[[str], None]) -> dict:
+def run_benchmark(cfg: BenchConfig, data_root: Path | None, progress: Callable[[str], None]) -> dict:
     started = time.perf_counter()
     threads = set_threads(cfg.threads)
     record = {

@@ -4,23 +4,24 @@ from pathlib import Path
 
 import pytest
 
+from epir_core.paths import data_root
 from tests.fixtures_data import CLASSES
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real data beside the checkout (the composite and the CAS(ME)^3 sheet); never copied in."""
-    if not (SHARED_DATA / "megc2019_composite" / "samples.csv").exists():
-        pytest.skip(f"real data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    """The real data (the composite and the CAS(ME)^3 sheet); never copied in. It comes from licensed
+    databases, so a fresh clone has none: the tests that need it skip, saying where they looked."""
+    root = data_root()
+    if not (root / "megc2019_composite" / "samples.csv").exists():
+        pytest.skip(f"real data not found: no megc2019_composite/samples.csv under {root} "
+                    "(set EPIR_DATA or put it in ../shared/data)")
+    return root
 
 
 @pytest.fixture(scope="session")
-def clips(tmp_path_factory, shared_data) -> dict:
-    """Synthetic clips from a real face: one micro-expression at known frames, and head drift only."""
+def clips(tmp_path_factory) -> dict:
+    """Synthetic clips of the shipped portrait: one micro-expression at known frames, and head drift only."""
     from realtime.demo_clip import ClipSpec, make_clip
 
     folder = tmp_path_factory.mktemp("clips")

@@ -1,4 +1,4 @@
-"""Tiny fake databases in each official layout, made from one real face warped over a few frames."""
+"""Tiny fake databases in each official layout, made from the shipped portrait's face warped over a few frames."""
 
 from __future__ import annotations
 
@@ -8,16 +8,22 @@ import cv2
 import numpy as np
 
 from epir_core.preprocess.synthetic import Warp, warp_image
+from realtime.demo_clip import ASTRONAUT
 from train.data.xlsx import write_xlsx
 
-FACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "megc2019_composite" / "apex_face_224" / "006_006_1_2.jpg"
 CLASSES = ("negative", "positive", "surprise")  # of the untrained checkpoint fixture (conftest)
-MOTION = Warp(cx=0.35, cy=0.7, dx=2.0, dy=-1.5, sigma=0.06)  # relative to the 320 px frame: the left mouth corner
+# The frame is the portrait's face square at 224 px with 48 px of its surroundings (as the composite's
+# crops with a border), so a position p in the square is at (48 + 224 p) / 320 of the frame.
+(_MOUTH_X, _MOUTH_Y), _ = ASTRONAUT.mouth
+MOTION = Warp(cx=(48 + 224 * _MOUTH_X) / 320, cy=(48 + 224 * _MOUTH_Y) / 320, dx=2.0, dy=-1.5, sigma=0.06)  # left mouth corner
 
 
 def face_frame() -> np.ndarray:
-    """320 x 320 BGR: the real 224 px face with a reflected border standing in for background."""
-    return cv2.copyMakeBorder(cv2.imread(str(FACE)), 48, 48, 48, 48, cv2.BORDER_REFLECT)
+    """320 x 320 BGR: the portrait's face, about 224 px, and what surrounds it in the photograph."""
+    image, (x, y, side) = ASTRONAUT.load()
+    scale = 224 / side
+    to_frame = np.float32([[scale, 0, 48 - x * scale], [0, scale, 48 - y * scale]])
+    return cv2.warpAffine(image, to_frame, (320, 320), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
 def clip_frames(n: int, peak: int) -> list[np.ndarray]:

@@ -42,7 +42,7 @@ def test_recipe_round_trips_through_json_and_rejects_mismatches():
 
 
 def test_locator_gives_landmarks_a_tight_box_and_reports_its_cost(locator):
-    frame = face_frame()  # 320 px; the real face spans about 48..272
+    frame = face_frame()  # 320 px; the face spans about 48..272
     face = locator.locate(frame)
     box = face.box
     assert face.landmarks.shape == (468, 2)

@@ -89,7 +89,10 @@ def test_wrong_layout_names_the_root_option(tmp_path, reader):
 
 
 def test_real_casme3_sheet_against_htnet_table(shared_data):
-    rows = read_casme3_sheet(next((shared_data / "casme3_official").glob("*.xlsx")))
+    sheets = sorted((shared_data / "casme3_official").glob("*.xlsx"))
+    if not sheets:
+        pytest.skip(f"no CAS(ME)^3 sheet in {shared_data / 'casme3_official'}")
+    rows = read_casme3_sheet(sheets[0])
     assert len(rows) == 860 and len({r["Subject"] for r in rows}) == 94
     labels = Counter(cde_label("casme3", r["emotion"]) for r in rows)
     assert labels == {"negative": 457, "surprise": 187, "positive": 55, None: 161}  # None = 158 others + 3 Others

@@ -1,4 +1,4 @@
-"""epir-live end to end on synthetic clips made from a real face: spotting, recognition, outputs and
+"""epir-live end to end on synthetic clips made from the shipped portrait: spotting, recognition, outputs and
 exit codes. The checkpoint is an untrained model (its label is arbitrary; the pipeline is real)."""
 
 from __future__ import annotations
