@@ -75,9 +75,9 @@ def _stages(cfg: BenchConfig, clip: TestClip, frames: list[np.ndarray], locator:
                 lambda: _tracking(frames, clip.fps, locator))
     yield Stage("spotting", f"LK on region landmarks vs frame i-k = {gap_s:g} s back (every frame)", "cpu",
                 lambda: live_bench.spotting(frames, clip.fps, locator.get()))
-    for label, recipe, device in _event_recipes(cfg.device):
-        yield Stage("event_input", label, device,
-                    lambda r=recipe, d=device: _event_input(r, d, onset, apex_frame, locator, cfg))
+    for label, recipe, flow_backend in _event_recipes(cfg.device):
+        yield Stage("event_input", label, _backend_device(flow_backend),
+                    lambda r=recipe, b=flow_backend: _event_input(r, b, onset, apex_frame, locator, cfg))
     yield Stage("model", "live backend, batch 1, numpy in/out", cfg.device,
                 lambda: live_bench.live_model(cfg, backend.get()))
 
@@ -162,7 +162,8 @@ def _tracking(frames: list[np.ndarray], fps: float, locator: _SharedLocator) -> 
 
 
 def _event_recipes(device: str) -> list[tuple[str, object, str]]:
-    """(label, InputRecipe, device): TV-L1 and Farneback on the CPU, and on CUDA when asked or present."""
+    """(label, InputRecipe, flow backend): each flow with OpenCV on the CPU, the TV-L1 torch port (on
+    torch's device), and OpenCV's CUDA flows when asked for or present."""
     from epir_core.preprocess import InputRecipe, cuda_available
 
     recipes = [
@@ -171,26 +172,36 @@ def _event_recipes(device: str) -> list[tuple[str, object, str]]:
         ("dis medium 170x140", InputRecipe(flow="dis")),
     ]
     out = [(label, r, "cpu") for label, r in recipes]
+    out.append(("tvl1 170x140 (composite recipe), torch port", InputRecipe.composite(), "torch"))
     if device == "cuda" or cuda_available():
         out += [(label, r, "cuda") for label, r in recipes if r.flow != "dis"]  # OpenCV has no CUDA DIS
     return out
 
 
-def _event_input(recipe, device: str, onset: np.ndarray, apex: np.ndarray, locator: "_SharedLocator",
-                 cfg: BenchConfig) -> Stats:
-    """make_model_input on the clip's onset/apex pair, aligned on the onset's face (found once,
-    untimed: the face_box stage times that)."""
-    from epir_core.errors import FlowError
-    from epir_core.preprocess import flow_backend, make_model_input
+def _backend_device(backend: str) -> str:
+    from epir_core.preprocess.flow import torch_device
 
-    if flow_backend(recipe.flow_params) != device:
-        raise StageSkipped("this OpenCV build has no CUDA optical flow" if device == "cuda"
-                           else "OpenCV runs this flow on CUDA here, not on the CPU")
+    return torch_device() if backend == "torch" else backend
+
+
+def _event_input(recipe, backend: str, onset: np.ndarray, apex: np.ndarray, locator: "_SharedLocator",
+                 cfg: BenchConfig) -> Stats:
+    """The model input of the clip's onset/apex pair (make_model_input's steps, with the flow backend
+    chosen), aligned on the onset's face (found once, untimed: the face_box stage times that)."""
+    from epir_core.errors import FlowError
+    from epir_core.preprocess import compute_flow, crop_pair, cuda_available, flow_to_input
+
+    if backend == "cuda" and not cuda_available():
+        raise StageSkipped("this OpenCV build has no CUDA optical flow")
     face = locator.get().locate(onset)
+
+    def make_input():
+        return flow_to_input(compute_flow(*crop_pair(onset, apex, recipe, face), recipe.flow_params, backend), recipe)
+
     try:
-        make_model_input(onset, apex, recipe, face)
+        make_input()
     except FlowError as e:  # e.g. TV-L1 without opencv-contrib
         raise StageSkipped(str(e)) from e
     # Full TV-L1 takes hundreds of ms a pair on this CPU: fewer runs keep the default run short.
     runs = max(1, cfg.pipeline_runs // 4) if recipe.flow == "tvl1" else cfg.pipeline_runs
-    return time_callable(lambda: make_model_input(onset, apex, recipe, face), min(cfg.warmup, 1), runs)
+    return time_callable(make_input, min(cfg.warmup, 1), runs)

@@ -1,7 +1,8 @@
 """Dense optical flow onset -> apex on grey face crops: TV-L1, Farneback or DIS.
 
-OpenCV's CUDA TV-L1 and Farneback are used when the installed OpenCV has CUDA devices (most wheels
-do not); otherwise the CPU implementations. TV-L1 on the CPU needs opencv-contrib (cv2.optflow).
+OpenCV's CUDA TV-L1 and Farneback are used when the installed OpenCV has CUDA devices (no PyPI wheel
+has); otherwise TV-L1 runs on a CUDA GPU through its torch port (tvl1_torch.py) when torch sees one,
+and everything else on the CPU. TV-L1 on the CPU needs opencv-contrib (cv2.optflow).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import numpy as np
 from epir_core.errors import FlowError
 from epir_core.preprocess.recipe import DISParams, FarnebackParams, FlowParams, TVL1Params
 
+BACKENDS = ("cpu", "cuda", "torch")  # OpenCV on the CPU, OpenCV's CUDA, the TV-L1 torch port
+_SUPPORTED = {TVL1Params: BACKENDS, FarnebackParams: ("cpu", "cuda"), DISParams: ("cpu",)}
+
 
 def cuda_available() -> bool:
     """True when this OpenCV build has CUDA optical flow and a device to run it on."""
@@ -23,9 +27,23 @@ def cuda_available() -> bool:
         return False
 
 
+@lru_cache(maxsize=1)
+def torch_device() -> str:
+    """'cuda' when torch sees a CUDA device, else 'cpu': where the TV-L1 torch port runs."""
+    import torch  # here, so that Farneback and DIS users never load torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def flow_backend(params: FlowParams) -> str:
-    """'cuda' or 'cpu': the implementation compute_flow will use for these parameters."""
-    return "cuda" if cuda_available() and not isinstance(params, DISParams) else "cpu"
+    """The implementation compute_flow uses for these parameters, one of BACKENDS."""
+    if isinstance(params, DISParams):
+        return "cpu"
+    if cuda_available():
+        return "cuda"
+    if isinstance(params, TVL1Params) and torch_device() == "cuda":
+        return "torch"
+    return "cpu"
 
 
 @lru_cache(maxsize=8)
@@ -77,17 +95,27 @@ def _cuda_calc(algorithm, onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
     return algorithm.calc(a, b, None).download()
 
 
-def compute_flow(onset_grey: np.ndarray, apex_grey: np.ndarray, params: FlowParams) -> np.ndarray:
+def compute_flow(onset_grey: np.ndarray, apex_grey: np.ndarray, params: FlowParams,
+                 backend: str | None = None) -> np.ndarray:
     """Flow from onset to apex: H x W x 2 float32 (u rightward, v downward, in pixels).
 
-    onset_grey, apex_grey: H x W uint8. Raises FlowError if the result is not finite.
+    onset_grey, apex_grey: H x W uint8. backend: one of BACKENDS to force an implementation (tests,
+    benchmarks); None = flow_backend(params). Raises FlowError if the result is not finite.
     """
     if onset_grey.shape != apex_grey.shape or onset_grey.ndim != 2:
         raise FlowError(f"flow needs two grey images of one size, got {onset_grey.shape} and {apex_grey.shape}")
-    backend = flow_backend(params)
+    if type(params) not in _SUPPORTED:
+        raise FlowError(f"unknown flow parameters {type(params).__name__}")
+    backend = backend or flow_backend(params)
+    if backend not in _SUPPORTED[type(params)]:
+        raise ValueError(f"no {backend!r} flow backend for {type(params).__name__}")
     if isinstance(params, TVL1Params):
         if backend == "cuda":
             flow = _cuda_calc(_cuda_tvl1(params), onset_grey, apex_grey)
+        elif backend == "torch":
+            from epir_core.preprocess.tvl1_torch import tvl1_flow  # loads torch
+
+            flow = tvl1_flow(onset_grey, apex_grey, params, torch_device())
         else:
             flow = _cpu_tvl1(params).calc(onset_grey, apex_grey, None)
     elif isinstance(params, FarnebackParams):
@@ -95,10 +123,8 @@ def compute_flow(onset_grey: np.ndarray, apex_grey: np.ndarray, params: FlowPara
             flow = _cuda_calc(_cuda_farneback(params), onset_grey, apex_grey)
         else:
             flow = farneback(onset_grey, apex_grey, params)
-    elif isinstance(params, DISParams):
-        flow = _dis(params).calc(onset_grey, apex_grey, None)
     else:
-        raise FlowError(f"unknown flow parameters {type(params).__name__}")
+        flow = _dis(params).calc(onset_grey, apex_grey, None)
     if not np.isfinite(flow).all():
         raise FlowError("optical flow produced non-finite values")
     return flow.astype(np.float32, copy=False)
