@@ -47,11 +47,14 @@ def make_test_clip(cfg: BenchConfig, data_root: Path | None, workdir: Path) -> T
     else:
         first = composite_faces(data_root)[0]
         face, source = Portrait(first), f"composite apex face {first.name}"
-    fps = 30.0
+    from realtime.spotting import SpotterConfig
+
+    fps, spotter = 30.0, SpotterConfig()
     frames = round(cfg.video_seconds * fps)
-    # The spotter needs ~1 s of history, and k frames after the offset to close the event.
-    onset = max(round(1.2 * fps), frames // 2 - EXPRESSION[0])
-    has_event = onset + EXPRESSION[1] + 10 < frames
+    # The spotter learns the face's noise first (warm-up, after 2k frames of history), and closes an
+    # event k frames after its end plus the bridge.
+    onset = max(round((spotter.warmup_s + 2 * spotter.gap_s + 0.2) * fps), frames // 2 - EXPRESSION[0])
+    has_event = onset + EXPRESSION[1] + round((2 * spotter.gap_s + spotter.bridge_s) * fps) + 2 < frames
     spec = ClipSpec(fps=fps, seconds=cfg.video_seconds, onset=onset if has_event else None,
                     apex=onset + EXPRESSION[0], offset=onset + EXPRESSION[1])
     truth = make_clip(workdir / "clip.mp4", spec, face)

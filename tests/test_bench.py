@@ -83,7 +83,7 @@ def test_quick_run_record_has_every_field_with_its_type(quick_run):
     assert pipe["status"] == "ok" and pipe["reason"] is None and pipe["frame_size"] == [640, 480]
     _check_types(pipe["clip"], {"frames": int, "fps": float, "face": str})
     stages = {r["stage"] for r in pipe["stages"]}
-    assert {"decode", "face_detection", "tracking", "spotting_flow", "event_input", "model"} <= stages
+    assert {"decode", "face_detection", "tracking", "spotting", "event_input", "model"} <= stages
     for row in pipe["stages"]:
         _check_types(row, {"stage": str, "variant": str, "device": str, "status": str})
         assert row["status"] in ("ok", "skipped", "failed")

@@ -57,39 +57,48 @@ def test_a_camera_that_stops_delivering_is_a_source_error_after_its_frames():
     assert seen == [0, 1, 2]
 
 
-def feed(spotter: Spotter, faces: list[np.ndarray]):
-    from epir_core.preprocess import FaceBox
+def feed(spotter: Spotter, frames: list[np.ndarray]):
+    """Frames of a still head whose landmarks are the composite's mean face on the 128 px image."""
+    import json
 
-    box = FaceBox(8, 8, 112, 112)
-    return [s for i, f in enumerate(faces) if (s := spotter.update(i, f, box)) is not None]
+    from epir_core.preprocess import Face
+    from epir_core.preprocess.align import TEMPLATE_PATH
+    from realtime.tracking import TrackedFace
+
+    mean_face = np.array(json.loads(TEMPLATE_PATH.read_text())["mean_face"])  # 468 x 2 fractions
+    tracked = TrackedFace(Face.from_landmarks(8 + 112 * mean_face), np.eye(2, 3), track=1)
+    return [s for i, f in enumerate(frames) if (s := spotter.update(i, f, tracked)) is not None]
 
 
 def textured(rng: np.random.Generator) -> np.ndarray:
     import cv2
 
-    return cv2.GaussianBlur(rng.uniform(0, 255, (128, 128)).astype(np.float32), (0, 0), 2).astype(np.uint8)
+    return cv2.GaussianBlur(rng.uniform(0, 255, (128, 128)).astype(np.float32), (0, 0), 1.5).astype(np.uint8)
 
 
-def shifted_patch(base: np.ndarray, amount: float) -> np.ndarray:
-    """base with a 24 px patch moved right by `amount` px: a local motion."""
+def moved_mouth_corner(base: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """base with the patch round the left mouth corner (image right) moved up by `amount` px, and
+    sensor noise: a local motion on a still face."""
     import cv2
 
-    out = base.copy()
-    m = np.float32([[1, 0, amount], [0, 1, 0]])
-    moved = cv2.warpAffine(base, m, base.shape[::-1], borderMode=cv2.BORDER_REFLECT)
-    out[60:84, 40:64] = moved[60:84, 40:64]
-    return out
+    out = base.astype(np.float32)
+    if amount:
+        moved = cv2.warpAffine(base, np.float32([[1, 0, 0], [0, 1, -amount]]), base.shape[::-1],
+                               borderMode=cv2.BORDER_REFLECT)
+        out[80:104, 76:104] = moved[80:104, 76:104]
+    return np.clip(out + rng.normal(0, 1.0, out.shape), 0, 255).astype(np.uint8)
 
 
-def test_spotter_finds_a_brief_local_motion_and_ignores_a_lasting_one():
+def test_spotter_finds_a_brief_local_motion_where_it_was_and_ignores_a_lasting_one():
     rng = np.random.default_rng(0)
     base = textured(rng)
-    fps, n = 30.0, 90
-    brief = [shifted_patch(base, 3.0 if 50 <= i <= 54 else 0.0) for i in range(n)]
-    lasting = [shifted_patch(base, 3.0 if i >= 50 else 0.0) for i in range(n)]
+    fps, n = 30.0, 110
+    brief = [moved_mouth_corner(base, 2.0 if 70 <= i <= 73 else 0.0, rng) for i in range(n)]
+    lasting = [moved_mouth_corner(base, 2.0 if i >= 70 else 0.0, rng) for i in range(n)]
     spots = feed(Spotter(SpotterConfig(), fps), brief)
-    assert len(spots) == 1 and 49 <= spots[0].apex <= 55
+    assert len(spots) == 1 and 69 <= spots[0].apex <= 74, spots
     assert spots[0].onset < spots[0].apex < spots[0].offset
+    assert "left mouth corner" in spots[0].regions
     assert feed(Spotter(SpotterConfig(), fps), lasting) == []
 
 
@@ -125,28 +134,30 @@ def test_frames_that_change_size_are_a_source_error():
 def test_recognition_queue_is_bounded_and_counts_dropped_events():
     """A spot on every frame while recognition is stuck: at most max_pending events wait (each holds
     three frames), the others are dropped and counted, and the waiting ones still come out."""
-    from epir_core.preprocess import FaceBox
+    from epir_core.preprocess import Face, FaceBox
     from realtime.pipeline import LiveConfig, LivePipeline
     from realtime.recognition import Recognition
     from realtime.sources import Frame
+    from realtime.tracking import TrackedFace
 
     release = threading.Event()
-    box = FaceBox(0, 0, 8, 8)
+    tracked = TrackedFace(Face(FaceBox(0, 0, 8, 8)), np.eye(2, 3), track=1)
 
-    def slow_recognizer(onset, apex, tracked_box):
+    def slow_recognizer(onset, apex, face):
         release.wait()
-        return Recognition("positive", {"positive": 1.0}, 1.0, tracked_box, {})
+        return Recognition("positive", {"positive": 1.0}, 1.0, face.box, {})
 
     class EverySpot:  # the spotter's interface: a spot (onset = apex = offset) on every frame
-        motion = threshold = 0.0
+        score = threshold = 0.0
+        region_motion = np.zeros(3)
         history_frames = 4
 
-        def update(self, index, grey, box):
-            return SimpleNamespace(onset=index, apex=index, offset=index, score=1.0, threshold=0.5)
+        def update(self, index, grey, tracked):
+            return SimpleNamespace(onset=index, apex=index, offset=index, score=1.0, threshold=0.5, regions=())
 
     pipeline = LivePipeline(LiveConfig(max_pending=2), 30.0, slow_recognizer)
     pipeline.spotter = EverySpot()
-    pipeline.tracker.update = lambda grey, image: box
+    pipeline.tracker.update = lambda grey, image: tracked
     for i in range(10):
         pipeline.process(Frame(i, i / 30, np.zeros((8, 8, 3), np.uint8), time.perf_counter()))
     assert pipeline.dropped_events == 8
