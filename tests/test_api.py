@@ -133,9 +133,10 @@ def test_frames_in_memory_must_be_bgr_images_with_a_rate():
 
 def _event(onset: float, apex: float, offset: float, label: str, accepted: bool = True) -> Event:
     return Event(round(onset * 30), round(apex * 30), round(offset * 30), onset, apex, offset, label,
-                 {label: 0.8, "other": 0.2}, 0.8, accepted, 0.02, 0.01, (10, 20, 100, 120), {},
-                 [{"row": 2, "col": 1, "weight": 0.7, "box": [0.25, 0.5, 0.5, 0.75]},
-                  {"row": 0, "col": 0, "weight": 0.3, "box": [0.0, 0.0, 0.25, 0.25], "name": "left brow"}])
+                 {label: 0.8, "other": 0.2}, 0.8, accepted, motion_score=6.5, threshold=4.0, moved=("mouth",),
+                 box=(10, 20, 100, 120), latency_ms={},
+                 regions=[{"row": 2, "col": 1, "weight": 0.7, "box": [0.25, 0.5, 0.5, 0.75]},
+                          {"row": 0, "col": 0, "weight": 0.3, "box": [0.0, 0.0, 0.25, 0.25], "name": "left brow"}])
 
 
 def test_event_tables_round_trip(tmp_path):

@@ -125,30 +125,33 @@ def test_frames_that_change_size_are_a_source_error():
 def test_recognition_queue_is_bounded_and_counts_dropped_events():
     """A spot on every frame while recognition is stuck: at most max_pending events wait (each holds
     three frames), the others are dropped and counted, and the waiting ones still come out."""
-    from epir_core.preprocess import FaceBox
+    from epir_core.preprocess import Face, FaceBox
     from realtime.pipeline import LiveConfig, LivePipeline
     from realtime.recognition import Recognition
     from realtime.sources import Frame
+    from realtime.tracking import TrackedFace
 
     release = threading.Event()
-    box = FaceBox(0, 0, 8, 8)
+    tracked = TrackedFace(Face(FaceBox(0, 0, 8, 8)), np.eye(2, 3), track=0)
 
-    def slow_recognizer(onset, apex, tracked_box):
+    def slow_recognizer(onset, apex, face):
         release.wait()
-        return Recognition("positive", {"positive": 1.0}, 1.0, tracked_box, {})
+        return Recognition("positive", {"positive": 1.0}, 1.0, face.box, {})
 
     class EverySpot:  # the spotter's interface: a spot (onset = apex = offset) on every frame
-        motion = threshold = 0.0
+        score = threshold = 0.0
+        region_motion = np.zeros(1)
         history_frames = 4
 
-        def update(self, index, grey, box):
-            return SimpleNamespace(onset=index, apex=index, offset=index, score=1.0, threshold=0.5)
+        def update(self, index, grey, tracked):
+            return SimpleNamespace(onset=index, apex=index, offset=index, score=1.0, threshold=0.5, regions=())
 
     pipeline = LivePipeline(LiveConfig(max_pending=2), 30.0, slow_recognizer)
     pipeline.spotter = EverySpot()
-    pipeline.tracker.update = lambda grey, image: box
+    pipeline.tracker.update = lambda grey, image: tracked
     for i in range(10):
         pipeline.process(Frame(i, i / 30, np.zeros((8, 8, 3), np.uint8), time.perf_counter()))
     assert pipeline.dropped_events == 8
     release.set()
     assert [e.apex_frame for e in pipeline.finish()] == [0, 1]
+
