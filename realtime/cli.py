@@ -71,7 +71,7 @@ def _fail(code: ExitCode, message: str) -> typer.Exit:
 @app.command(help=HELP)
 def main(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera index (0 = the default webcam)."),
-    video: List[Path] = typer.Option([], "--video", help="Video file; more than once for a batch."),
+    video: List[Path] = typer.Option([], "--video", metavar="FILE", help="Video file; more than once for a batch."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Folder: a batch of every video file under it."),
     frames: Optional[Path] = typer.Option(None, "--frames", help="Folder of image files, read in sorted order."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate (required with --frames; overrides the source's)."),
@@ -165,7 +165,8 @@ def _batch(analyzer, paths: list[Path], output: Path, fps: float | None, annotat
     """Every video through analyze_videos with one model load; PARTIAL when some of them failed."""
     from realtime.api import analyze_videos
 
-    result = analyze_videos(paths, output, fps=fps, annotate=annotate, analyzer=analyzer)
+    # Bars only on a terminal: redirected to a log, stderr keeps just the lines that say something.
+    result = analyze_videos(paths, output, fps=fps, annotate=annotate, analyzer=analyzer, progress=err.is_terminal)
     events = sum(len(e) for e in result.events.values())
     failed = f"; {len(result.failed)} failed (see {output / 'videos.csv'})" if result.failed else ""
     err.print(f"{len(result.events)} of {len(paths)} videos done, {events} events in {result.summary}{failed}",
