@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     MODEL = 4
     DEVICE = 5
     OUTPUT = 6
+    PARTIAL = 7
     INTERRUPTED = 130
 
     @property
@@ -31,6 +32,8 @@ MEANINGS = {
     ExitCode.DEVICE: "the requested device or backend is not available here",
     ExitCode.OUTPUT: "an output or cache folder cannot be used or written (another run there, a symlink, "
     "unsafe permissions, a closed stdout pipe)",
+    ExitCode.PARTIAL: "partial: some inputs of a batch failed; the others are done (videos.csv says which "
+    "and why)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); what was finished is kept",
 }
 

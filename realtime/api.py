@@ -6,9 +6,10 @@
         print(event.label, event.apex_s, event.regions[:2])
     result = realtime.analyze_videos(["a.mp4", "b.mp4"], "runs/")
 
-Errors: CheckpointError (model), BackendUnavailable (backend or device), SourceError (the source
-cannot be opened or read), OSError (an output cannot be written); all one line. In a batch a video
-that fails is reported on stderr and skipped, and BatchResult.failed names it.
+Errors: CheckpointError (model), BackendUnavailable or DeviceUnavailable (backend or device),
+CacheError (an unsafe cache folder), SourceError (the source cannot be opened or read), OutputError
+(an output cannot be written); all one line. In a batch a video that fails is reported on stderr and
+skipped, and BatchResult.failed names it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import cv2
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from epir_core.errors import EPIRError
-from realtime.outputs import event_header, event_row
+from realtime.outputs import OutputError, event_header, event_row, open_new
 from realtime.pipeline import Event, LiveConfig
-from realtime.session import Analyzer, Source
+from realtime.session import Analyzer, Source, reason
+from realtime.sources import SourceError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -64,25 +65,32 @@ class BatchResult:
 
 
 def find_videos(folder: str | Path) -> list[Path]:
-    """The video files under folder, recursively, in sorted order (VIDEO_SUFFIXES, any case)."""
+    """The video files under folder, recursively, in sorted order (VIDEO_SUFFIXES, any case); raises
+    SourceError when folder is not a folder."""
+    if not Path(folder).is_dir():
+        raise SourceError(f"videos folder not found: {folder}")
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
 def analyze_videos(paths: Sequence[str | Path], out_dir: str | Path, model: str | Path | None = None,
                    backend: str = "auto", device: str = "auto", fps: float | None = None, progress: bool = True,
-                   config: LiveConfig = LiveConfig(), analyzer: Analyzer | None = None) -> BatchResult:
-    """Analyse each video into out_dir/<name>/ (a run folder) with one model load, and write
-    out_dir/events.csv (one row per event: its video first) and out_dir/videos.csv (one row per video:
-    status, events, reason). A video that cannot be read is reported in one line and skipped."""
+                   config: LiveConfig = LiveConfig(), analyzer: Analyzer | None = None,
+                   annotate: bool = False) -> BatchResult:
+    """Analyse each video into out_dir/<name>/ (a run folder; `annotate` adds annotated.mp4) with one
+    model load, and write out_dir/events.csv (one row per event: its video first) and out_dir/videos.csv
+    (one row per video: status, events, reason). A video that fails, whatever the reason, is reported
+    in one line and skipped; a Ctrl-C stops the batch. Raises OutputError when out_dir cannot be written."""
     analyzer = analyzer or Analyzer(model, backend, device, config)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     result = BatchResult(summary=out_dir / "events.csv")
     names = analyzer.class_names
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ef, vf = open_new(result.summary, newline=""), open_new(out_dir / "videos.csv", newline="")
+    except OSError as e:
+        raise OutputError(f"--output: {out_dir}: {e.strerror or e}") from e
     # Both tables are appended to and flushed video by video: an interrupted batch keeps what is done.
-    with open(result.summary, "w", newline="", encoding="utf-8") as ef, \
-            open(out_dir / "videos.csv", "w", newline="", encoding="utf-8") as vf, \
-            _progress(progress, analyzer.err) as bar:
+    with ef, vf, _progress(progress, analyzer.err) as bar:
         events_csv, videos_csv = csv.writer(ef), csv.writer(vf)
         events_csv.writerow(["video", *event_header(names)])
         videos_csv.writerow(["video", "status", "events", "folder", "reason"])
@@ -91,12 +99,11 @@ def analyze_videos(paths: Sequence[str | Path], out_dir: str | Path, model: str 
             key = str(video)
             result.folders[key] = folder
             try:
-                events = _analyze(analyzer, video, fps, folder, bar)
-            except (EPIRError, OSError, cv2.error) as e:
-                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                result.failed[key] = reason
-                analyzer.err.print(f"[red]failed:[/red] {video}: {reason}", highlight=False)
-                videos_csv.writerow([key, "failed", "", folder if folder.exists() else "", reason])
+                events = _analyze(analyzer, video, fps, folder, bar, annotate)
+            except Exception as e:  # noqa: BLE001 - one video's failure, whatever it is, must not end the batch
+                why = result.failed[key] = reason(e)
+                analyzer.err.print(f"[red]failed:[/red] {escape(f'{video}: {why}')}", highlight=False)
+                videos_csv.writerow([key, "failed", "", folder if folder.exists() else "", why])
             else:
                 result.events[key] = events
                 events_csv.writerows([key, *event_row(e, names)] for e in events)
@@ -107,9 +114,9 @@ def analyze_videos(paths: Sequence[str | Path], out_dir: str | Path, model: str 
     return result
 
 
-def _analyze(analyzer: Analyzer, path, fps, output, bar: Progress) -> list[Event]:
+def _analyze(analyzer: Analyzer, path, fps, output, bar: Progress, annotate: bool = False) -> list[Event]:
     events: list[Event] = []
-    with analyzer.open(path, fps=fps, output=output) as run:
+    with analyzer.open(path, fps=fps, output=output, annotate=annotate) as run:
         frames = bar.add_task(Path(path).name, total=run.source.length)
         try:
             for result in run:

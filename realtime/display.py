@@ -1,5 +1,6 @@
 """What the user sees: the frame with the face box, the motion signal as a small plot, the last
-events with label and confidence, and fps / per-stage latency. The same drawing feeds annotated.mp4.
+events with label, confidence and the face regions the spotter saw move, the latest event's
+explanation regions on the face, and fps / per-stage latency. The same drawing feeds annotated.mp4.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections import deque
 import cv2
 import numpy as np
 
+from epir_core.model.explain import region_name
 from realtime.pipeline import Event, FrameResult
 
 GREEN, RED, WHITE, GREY, YELLOW = (80, 220, 80), (60, 60, 230), (255, 255, 255), (150, 150, 150), (0, 220, 255)
+MAGENTA = (255, 60, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WINDOW = "epir-live (q quits)"
 
@@ -30,10 +33,15 @@ def display_available() -> bool:
 class Overlay:
     """Keeps the recent signal, events and rates; draw(result) returns an annotated copy of the frame."""
 
-    def __init__(self, fps: float, plot_s: float = 4.0, shown_events: int = 3):
+    def __init__(self, fps: float, plot_s: float = 4.0, shown_events: int = 3, regions_s: float = 2.0,
+                 named_regions: int = 3):
         self._motion: deque[float] = deque(maxlen=max(2, round(plot_s * fps)))
         self._threshold: deque[float] = deque(maxlen=self._motion.maxlen)
         self._events: deque[Event] = deque(maxlen=shown_events)
+        # The latest event's regions stay on the face for regions_s of source time; the heaviest
+        # named_regions cells carry their names.
+        self.regions_s, self.named_regions = regions_s, named_regions
+        self._explained: tuple[Event, float] | None = None  # (event, source time it came out)
         self._last = time.perf_counter()
         self.rate = 0.0  # processed frames per second, smoothed
 
@@ -45,7 +53,12 @@ class Overlay:
         self._motion.append(result.motion)
         self._threshold.append(result.threshold)
         self._events.extend(result.events)
+        explained = [e for e in result.events if e.regions and e.to_frame]
+        if explained:
+            self._explained = (explained[-1], result.frame.time_s)
         image = result.frame.image.copy()
+        if self._explained is not None and result.frame.time_s - self._explained[1] <= self.regions_s:
+            self._draw_regions(image, self._explained[0])
         if result.box is not None:
             b = result.box
             cv2.rectangle(image, (b.x, b.y), (b.x + b.width, b.y + b.height), GREEN, 2)
@@ -60,7 +73,25 @@ class Overlay:
         cv2.putText(image, f"{self.rate:5.1f} fps | ms: {stages}", (10, 24), FONT, 0.5, WHITE, 1)
         for row, e in enumerate(reversed(self._events)):
             text = f"{e.label} {e.confidence:.2f} @ {e.apex_s:.2f}s ({e.latency_ms['frame_to_label']:.0f} ms)"
-            cv2.putText(image, text, (10, 50 + 22 * (row + 1)), FONT, 0.6, YELLOW if e.accepted else GREY, 2)
+            moved = f" moved: {', '.join(e.moved[:2])}" if e.moved else ""
+            cv2.putText(image, text + moved, (10, 50 + 22 * (row + 1)), FONT, 0.5, YELLOW if e.accepted else GREY, 1)
+
+    def _draw_regions(self, image: np.ndarray, event: Event) -> None:
+        """The input cells the label rests on, put back on the onset's face by event.to_frame (the
+        inverse of the crop): outlined from grey (light) to magenta (the heaviest); the heaviest are
+        named, with their weights, under the event list."""
+        to_frame = np.array(event.to_frame, dtype=np.float64)
+        heaviest = max(cell["weight"] for cell in event.regions)
+        for rank, cell in enumerate(event.regions):  # heaviest first
+            x0, y0, x1, y1 = cell["box"]
+            corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], dtype=np.float64)
+            polygon = np.round(corners @ to_frame.T).astype(np.int32)
+            share = cell["weight"] / heaviest if heaviest > 0 else 0.0
+            colour = tuple(round(g + share * (m - g)) for g, m in zip(GREY, MAGENTA))
+            cv2.polylines(image, [polygon], True, colour, 2 if rank < self.named_regions else 1)
+        named = ", ".join(f"{region_name(c)} {c['weight']:.2f}" for c in event.regions[: self.named_regions])
+        row = self._events.maxlen + 1  # the line under the event list
+        cv2.putText(image, f"why {event.label}: {named}", (10, 50 + 22 * row), FONT, 0.5, MAGENTA, 1)
 
     def _draw_plot(self, image: np.ndarray) -> None:
         """Motion (white) and threshold (red) over the last plot_s seconds, bottom-left."""

@@ -58,7 +58,7 @@ def existing_outputs(folder: Path) -> list[str]:
     return found
 
 
-def _open_new(path: Path, **kwargs):
+def open_new(path: Path, **kwargs):
     """Open for writing, truncating; O_NOFOLLOW: a symlink planted after the check is refused too."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     return open(fd, "w", encoding="utf-8", **kwargs)
@@ -79,8 +79,8 @@ class RunOutputs:
             folder.mkdir(parents=True, exist_ok=True)
             self.overwritten = existing_outputs(folder)
             self.write_metadata()
-            self._events = _open_new(folder / "events.jsonl")
-            self._frames_file = _open_new(folder / "frames.csv", newline="")
+            self._events = open_new(folder / "events.jsonl")
+            self._frames_file = open_new(folder / "frames.csv", newline="")
             self._frames = csv.writer(self._frames_file)
             self._frames.writerow(FRAME_COLUMNS)
             self._frames_file.flush()

@@ -59,6 +59,9 @@ class Event:
     latency_ms: dict[str, float]  # spot (apex capture -> event spotted), locate, input, inference, frame_to_label
     # Model-input cells the label rests on, heaviest first (epir_core.model.explain.input_cells)
     regions: list[dict] = field(default_factory=list)
+    # 2 x 3 affine map from the model input (fractions of its side) to frame pixels, for the onset
+    # face: where each region's box lies in the frame (realtime.recognition.input_to_frame)
+    to_frame: tuple = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -186,4 +189,5 @@ class LivePipeline:
             box=(result.box.x, result.box.y, result.box.width, result.box.height),
             latency_ms=latency,
             regions=result.regions,
+            to_frame=result.to_frame,
         )

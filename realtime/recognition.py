@@ -6,11 +6,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
 from epir_core.model.explain import input_cells
 from epir_core.preprocess import Face, FaceBox, InputRecipe, make_model_input
+from epir_core.preprocess.align import alignment_matrix
 from epir_core.preprocess.regions import region_centres, region_of
 from epir_core.runtime import Backend
 
@@ -23,6 +25,19 @@ class Recognition:
     box: FaceBox  # the onset face's box (the crop is aligned on its landmarks)
     ms: dict[str, float]  # locate, input, inference, explain
     regions: list[dict] = field(default_factory=list)  # input cells the label rests on, named (input_cells)
+    to_frame: tuple = ()  # input_to_frame of the onset face, as nested tuples (JSON-ready)
+
+
+def input_to_frame(recipe: InputRecipe, face: Face) -> np.ndarray:
+    """2 x 3 affine map from a point of the model input, in fractions of its side, to frame pixels:
+    the inverse of how crop_pair cuts `face` out of the frame. It puts an event's regions (boxes in
+    fractions of the input) back on the face."""
+    h, w = recipe.crop_height, recipe.crop_width
+    if recipe.align == "similarity":
+        to_crop = alignment_matrix(face.landmarks, np.array(recipe.template), h, w)
+        return cv2.invertAffineTransform(to_crop) @ np.diag([w, h, 1.0])
+    crop = face.box.scaled(aspect=w / h, margin=recipe.face_margin)
+    return np.array([[crop.width, 0.0, crop.x], [0.0, crop.height, crop.y]])
 
 
 class Recognizer:
@@ -65,4 +80,5 @@ class Recognizer:
             ms={"locate": (t1 - t0) * 1e3, "input": (t2 - t1) * 1e3, "inference": (t3 - t2) * 1e3,
                 "explain": (t4 - t3) * 1e3},
             regions=regions,
+            to_frame=tuple(tuple(round(float(v), 3) for v in row) for row in input_to_frame(self.recipe, face)),
         )

@@ -53,6 +53,10 @@ def test_analyze_video_returns_events_with_every_field(clips, video_events):
     for r in e.regions:
         x0, y0, x1, y1 = r["box"]
         assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and (x0, y0) == (r["col"] / 4, r["row"] / 4)
+    # to_frame puts the aligned input back on the onset's face: its centre falls in the face box
+    cx, cy = np.array(e.to_frame) @ (0.5, 0.5, 1.0)
+    x, y, w, h = e.box
+    assert x < cx < x + w and y < cy < y + h
     # The run folder holds the same events, and the timeline
     lines = (out / "events.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [json.loads(json.dumps(e.to_dict())) for e in events]
@@ -133,9 +137,11 @@ def test_frames_in_memory_must_be_bgr_images_with_a_rate():
 
 def _event(onset: float, apex: float, offset: float, label: str, accepted: bool = True) -> Event:
     return Event(round(onset * 30), round(apex * 30), round(offset * 30), onset, apex, offset, label,
-                 {label: 0.8, "other": 0.2}, 0.8, accepted, 0.02, 0.01, (10, 20, 100, 120), {},
-                 [{"row": 2, "col": 1, "weight": 0.7, "box": [0.25, 0.5, 0.5, 0.75]},
-                  {"row": 0, "col": 0, "weight": 0.3, "box": [0.0, 0.0, 0.25, 0.25], "name": "left brow"}])
+                 {label: 0.8, "other": 0.2}, 0.8, accepted, motion_score=6.5, threshold=4.0, moved=("mouth",),
+                 box=(10, 20, 100, 120), latency_ms={},
+                 regions=[{"row": 2, "col": 1, "weight": 0.7, "box": [0.25, 0.5, 0.5, 0.75]},
+                          {"row": 0, "col": 0, "weight": 0.3, "box": [0.0, 0.0, 0.25, 0.25], "name": "left brow"}],
+                 to_frame=((100.0, 0.0, 10.0), (0.0, 120.0, 20.0)))
 
 
 def test_event_tables_round_trip(tmp_path):

@@ -203,15 +203,16 @@ def test_frames_changing_size_mid_run_exit_3_with_the_reason(checkpoint, tmp_pat
 def test_a_blocked_camera_exits_3_camera_lost(checkpoint, tmp_path, monkeypatch):
     import threading
 
-    import realtime.sources as sources
+    import realtime.session as session
+    from realtime.sources import FrameSource
 
     stuck = threading.Event()
 
     def blocked_camera(spec):
         spec = SourceSpec("camera", spec.target, read_timeout_s=0.3)
-        return sources.FrameSource(spec, lambda: stuck.wait() and None, 30.0, True, lambda: None)
+        return FrameSource(spec, lambda: stuck.wait() and None, 30.0, True, lambda: None)
 
-    monkeypatch.setattr(sources, "open_source", blocked_camera)
+    monkeypatch.setattr(session, "open_source", blocked_camera)
     out = tmp_path / "out"
     result = live("--camera", "0", "--model", str(checkpoint), "--output", str(out))
     stuck.set()
@@ -311,3 +312,52 @@ def test_a_closed_stdout_under_json_exits_6(clips, checkpoint, tmp_path):
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
     assert summary(out)["status"] == "output error: --json: stdout was closed by the reader"
     assert len((out / "events.jsonl").read_text().splitlines()) == 1  # the event is kept in the file
+
+
+# --- a batch of videos ------------------------------------------------------------------------------
+
+
+def test_a_batch_skips_a_failing_video_goes_on_and_exits_7(clips, checkpoint, tmp_path):
+    folder = tmp_path / "videos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "event.mp4").write_bytes(Path(clips["event"].path).read_bytes())
+    bad = folder / "[bold]bad.mp4"  # brackets: printed as they are, not read as rich markup
+    bad.write_bytes(b"\x00garbage, not a video" * 100)
+    (folder / "notes.txt").write_text("not a video")
+    out = tmp_path / "runs"
+    result = live("--videos", str(folder), "--model", str(checkpoint), "--output", str(out))
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("failed:")] == [
+        f"failed: {bad}: cannot open video:{bad}"]
+    assert "1 of 2 videos done, 1 events" in result.stderr and "Traceback" not in result.output
+    with open(out / "events.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    good = str(folder / "sub" / "event.mp4")
+    assert [r["video"] for r in rows] == [good] and rows[0]["label"] in CLASSES
+    assert abs(int(rows[0]["apex_frame"]) - clips["event"].apex) <= 2
+    assert summary(out / "event")["status"] == "done" and (out / "event" / "timeline.png").is_file()
+    with open(out / "videos.csv", newline="") as f:
+        assert {r["video"]: r["status"] for r in csv.DictReader(f)} == {str(bad): "failed", good: "done"}
+
+
+def test_repeated_video_options_are_a_batch_with_one_folder_each(clips, checkpoint, tmp_path):
+    out = tmp_path / "runs"
+    result = live("--video", clips["drift"].path, "--video", clips["drift"].path, "--model", str(checkpoint),
+                  "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert summary(out / "drift")["status"] == "done" and summary(out / "drift-2")["status"] == "done"
+    assert (out / "events.csv").read_text().count("\n") == 1  # the header: head drift has no event
+
+
+@pytest.mark.parametrize("args", [["--video", "a.mp4", "--video", "b.mp4"], ["--videos", "."],
+                                  ["--videos", ".", "--output", "o", "--json"],
+                                  ["--videos", ".", "--output", "o", "--camera", "0"]])
+def test_a_batch_without_output_or_with_one_source_options_exits_2(args):
+    assert CliRunner().invoke(app, args).exit_code == ExitCode.USAGE
+
+
+def test_a_videos_folder_that_is_missing_or_has_no_video_exits_3(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "none", tmp_path / "empty"):
+        result = live("--videos", str(folder), "--output", str(tmp_path / "out"))
+        assert result.exit_code == ExitCode.SOURCE and len(error_lines(result)) == 1

@@ -163,3 +163,63 @@ def test_recognition_queue_is_bounded_and_counts_dropped_events():
     assert pipeline.dropped_events == 8
     release.set()
     assert [e.apex_frame for e in pipeline.finish()] == [0, 1]
+
+
+# --- the explanation regions put back on the frame -------------------------------------------------
+
+
+def test_input_to_frame_puts_the_aligned_face_back_where_it_was():
+    """A face placed in the frame by a known similarity: each landmark's place in the aligned input
+    (the template's mean face, fractions) maps back onto the landmark in the frame."""
+    import json
+
+    from epir_core.preprocess import Face, InputRecipe
+    from epir_core.preprocess.align import TEMPLATE_PATH
+    from realtime.recognition import input_to_frame
+
+    recipe = InputRecipe.composite()
+    mean_face = np.array(json.loads(TEMPLATE_PATH.read_text())["mean_face"])  # 468 x 2, fractions of the crop
+    angle, scale, shift = np.deg2rad(12), 1.7, np.array([210.0, 95.0])
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = (mean_face * (recipe.crop_width, recipe.crop_height)) @ rotation.T + shift
+    to_frame = input_to_frame(recipe, Face.from_landmarks(landmarks))
+    mapped = np.c_[mean_face, np.ones(len(mean_face))] @ to_frame.T
+    assert np.abs(mapped - landmarks).max() < 1.0  # pixels
+
+
+def test_input_to_frame_of_a_box_recipe_spans_the_crop_of_the_box():
+    from epir_core.preprocess import Face, FaceBox, InputRecipe
+    from realtime.recognition import input_to_frame
+
+    recipe = InputRecipe(face_margin=0.1)  # align="box"
+    face = Face(FaceBox(100, 50, 120, 140))
+    crop = face.box.scaled(aspect=recipe.crop_width / recipe.crop_height, margin=0.1)
+    corners = np.array([[0, 0, 1], [1, 1, 1]]) @ input_to_frame(recipe, face).T
+    assert corners.tolist() == [[crop.x, crop.y], [crop.x + crop.width, crop.y + crop.height]]
+
+
+def test_overlay_outlines_the_latest_events_regions_on_the_face_for_a_while():
+    from realtime.display import MAGENTA, Overlay
+    from realtime.pipeline import Event, FrameResult
+    from realtime.sources import Frame
+
+    event = Event(10, 12, 15, 0.33, 0.4, 0.5, "positive", {"positive": 0.9}, 0.9, True, 6.0, 4.0, ("mouth",),
+                  (50, 40, 100, 120), {"frame_to_label": 80.0},
+                  regions=[{"row": 0, "col": 0, "weight": 0.6, "box": [0.0, 0.0, 0.5, 0.5], "name": "left brow"},
+                           {"row": 1, "col": 1, "weight": 0.4, "box": [0.5, 0.5, 1.0, 1.0]}],
+                  to_frame=((100.0, 0.0, 400.0), (0.0, 120.0, 200.0)))  # input (x, y) -> (400 + 100x, 200 + 120y)
+    overlay = Overlay(fps=30.0, regions_s=1.0)
+
+    def draw(t: float, events: list) -> np.ndarray:
+        frame = Frame(round(t * 30), t, np.zeros((480, 640, 3), np.uint8), 0.0)
+        return overlay.draw(FrameResult(frame, None, float("nan"), float("nan"), np.zeros(1), events, {}), {})
+
+    def colour_at(image: np.ndarray, x: int, y: int) -> tuple:
+        return tuple(int(v) for v in image[y, x])
+
+    shown = draw(1.0, [event])
+    assert colour_at(shown, 425, 200) == MAGENTA  # the top edge of the heaviest cell: (400, 200)-(450, 260)
+    lighter = colour_at(shown, 475, 260)  # the top edge of the other cell: (450, 260)-(500, 320)
+    assert lighter != MAGENTA and lighter != (0, 0, 0)
+    assert colour_at(draw(1.9, []), 425, 200) == MAGENTA  # still shown within regions_s
+    assert colour_at(draw(2.1, []), 425, 200) == (0, 0, 0)  # then gone
