@@ -32,6 +32,7 @@ from train.folds import Fold, group_folds
 from train.report import (
     build_report,
     draw_confusion,
+    draw_reliability,
     fold_record,
     print_table,
     write_predictions,
@@ -42,6 +43,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_OUT_FOLDER = 3
 EXIT_INTERRUPTED = 130
+FOLD_CALIBRATION = "NLL-fitted on this fold's inner-validation subjects (never the held-out subject)"
 DEFAULT_DATA = Path(os.environ.get("EPIR_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
@@ -164,6 +166,7 @@ def _save_group(folder: RunFolder, samples: SampleSet, cfg: TrainConfig, seed: i
                 "selection": cfg.selection,
                 "selected_epoch": o.selected_epoch,
                 "train": cfg.to_dict(),
+                "calibration": {"temperature": o.temperature, "how": FOLD_CALIBRATION if cfg.calibrate else "none: T = 1"},
             }
             model = fold_model(cfg, len(samples.class_names), o.state_dict)
             save_checkpoint(folder.checkpoint_path(seed, o.fold.subject), model, samples.class_names, samples.recipe, meta, half=True)
@@ -174,17 +177,26 @@ def _save_group(folder: RunFolder, samples: SampleSet, cfg: TrainConfig, seed: i
 def write_outputs(
     folder: RunFolder, samples: SampleSet, spec: dict, plan: dict[int, list[Fold]], facts: dict, console: Console, quiet: bool
 ) -> dict | None:
-    """report.json, predictions.csv and confusion.png from the finished folds; None when none is."""
+    """The run's report files from its finished folds; None when none is."""
     subjects = [f.subject for f in next(iter(plan.values()))]
     records = folder.fold_records(list(plan), subjects)
     if not records:
         return None
-    extra = {"run": facts, "versions": versions()}
-    report = build_report(records, samples.class_names, spec, sum(map(len, plan.values())), extra)
-    write_json_atomic(folder.path / "report.json", report)
-    write_predictions(folder.path / "predictions.csv", records, samples.class_names, report["selection"])
+    total = sum(map(len, plan.values()))
+    return write_report_files(folder.path, records, samples.class_names, spec, total, {"run": facts}, console, quiet)
+
+
+def write_report_files(
+    path: Path, records: list[dict], class_names: tuple[str, ...], spec: dict, folds_total: int, extra: dict,
+    console: Console, quiet: bool,
+) -> dict:
+    """report.json, predictions.csv, confusion.png and reliability.png from fold records."""
+    report = build_report(records, class_names, spec, folds_total, extra | {"versions": versions()})
+    write_json_atomic(path / "report.json", report)
+    write_predictions(path / "predictions.csv", records, class_names, report["selection"])
     title = f"{spec['protocol']} {spec.get('database') or ''} selection={report['selection']}" + (" ORACLE (test-set selection)" if report["oracle"] else "")
-    draw_confusion(folder.path / "confusion.png", np.array(report["confusion"]), samples.class_names, title)
+    draw_confusion(path / "confusion.png", np.array(report["confusion"]), class_names, title)
+    draw_reliability(path / "reliability.png", records, title)
     if not quiet:
         print_table(report, console)
     return report
