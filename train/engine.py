@@ -151,14 +151,7 @@ def train_group(
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     augmenter = Augmenter(cfg.flip, cfg.rotate, cfg.mixup, seeds)
     torch.manual_seed(seed)  # any random layer in the model draws from here
-    params = list(stack.params.values())
-    fused = device.type == "cuda"
-    if cfg.weight_decay > 0:
-        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
-    else:
-        optimiser = torch.optim.Adam(params, lr=cfg.lr, fused=fused)
-    total_steps = cfg.epochs * steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda t: _lr_factor(cfg.schedule, t, total_steps))
+    optimiser, schedule = _optimiser(cfg, list(stack.params.values()), device, cfg.epochs * steps)
     ema = _EMA(stack.params, cfg.ema) if cfg.ema > 0 else None
     evaluated = ema.params if ema is not None else stack.params  # the weights selected, evaluated, saved
 
@@ -204,8 +197,18 @@ def train_group(
     return outcomes
 
 
-def _lr_factor(schedule: str, step: int, total: int) -> float:
-    return 0.5 * (1 + math.cos(math.pi * min(step, total) / total)) if schedule == "cosine" else 1.0
+def _optimiser(cfg: TrainConfig, params: list[torch.Tensor], device: torch.device, total_steps: int):
+    """Adam (the paper's), or AdamW with weight decay; and the learning-rate schedule, stepped per step."""
+    fused = device.type == "cuda"
+    if cfg.weight_decay > 0:
+        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    else:
+        optimiser = torch.optim.Adam(params, lr=cfg.lr, fused=fused)
+
+    def factor(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)) if cfg.schedule == "cosine" else 1.0
+
+    return optimiser, torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
 
 
 def _validation_record(logits: np.ndarray, labels: np.ndarray, num_classes: int, calibrate: bool) -> dict:
