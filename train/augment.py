@@ -16,6 +16,7 @@ transform is done here:
   sin 10 deg = 0.17) the mixing term is small, so the error in the vectors' new direction is a
   fraction of phi. Strain is the Frobenius norm of the strain tensor, invariant under rotation: the
   map is only rotated. The border is replicated (the face's edge motion continues outward).
+- A magnitude third channel (InputRecipe.third_channel) behaves as strain under both.
 - Every transformed or mixed channel is stretched to [0, 1] again, as every real input is.
 - Mixup mixes two stretched inputs (not raw flows: their scales are lost) with lambda >= 0.5, so
   each row keeps its own label as the dominant one (the contrastive loss uses it); the soft target

@@ -44,10 +44,14 @@ class RunError(Exception):
 
 
 def load_report(run: Path) -> dict:
+    return _read_json(run, "report.json")
+
+
+def _read_json(run: Path, name: str) -> dict:
     try:
-        return json.loads((Path(run) / "report.json").read_text())
+        return json.loads((Path(run) / name).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise RunError(f"{run}: no readable report.json ({exc})") from exc
+        raise RunError(f"{run}: no readable {name} ({exc})") from exc
 
 
 def selection_rule(report: dict) -> str:
@@ -110,13 +114,9 @@ def _fmt(mean: float | None, std: float | None) -> str:
 
 def validation_scores(run: Path, by: str) -> dict[tuple[int, str], float]:
     """(seed, subject) -> the kept weights' inner-validation score of every finished fold."""
-    folder = RunFolder(run)
-    spec = json.loads(folder.spec_path.read_text()) if folder.spec_path.exists() else None
-    if spec is None:
-        raise RunError(f"{run}: not a LOSO run folder (no run.json)")
     scores = {}
     for path in sorted(Path(run).glob("seed-*/folds/*.json")):
-        record = json.loads(path.read_text())
+        record = _read_json(path.parent, path.name)
         if not record.get("val"):
             raise RunError(f"{run}: fold records carry no inner-validation scores (train it with --select val or --calibrate)")
         scores[(record["seed"], record["subject"])] = record["val"][by]
@@ -125,7 +125,7 @@ def validation_scores(run: Path, by: str) -> dict[tuple[int, str], float]:
 
 def _check_comparable(runs: list[Path]) -> list[dict]:
     """The runs' specs; they must share data, protocol and validation split (val_fraction)."""
-    specs = [json.loads((Path(r) / "run.json").read_text()) for r in runs]
+    specs = [_read_json(r, "run.json") for r in runs]
     keys = ("protocol", "database", "source", "samples", "class_names", "recipe")
     for run, spec in zip(runs[1:], specs[1:]):
         differ = [k for k in keys if spec.get(k) != specs[0].get(k)]
