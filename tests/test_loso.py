@@ -232,7 +232,8 @@ def test_calibrated_augmented_run_writes_calibration_everywhere(shared_data, tmp
     cal = report["calibration"]
     assert cal["bins"] == 15 and "inner-validation" in cal["how"] and 0 <= cal["ece_calibrated"] <= 1
     assert report["config"]["train"]["flip"] and report["config"]["train"]["calibrate"]
-    assert report["versions"]["git_commit"] == (provenance.git_commit()[0])
+    assert report["versions"]["git_commit"] == provenance.git_commit()[0]
+    assert report["git_commits"] == [provenance.git_commit()[0] or "unknown"]  # the commit that trained the folds
     with (out / "predictions.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 3 + 39

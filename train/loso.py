@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from epir_core.provenance import versions
 from train.config import SCHEDULES, SELECTIONS, TrainConfig
 from train.datasource import DATABASES, DataSourceError, load_samples
 from train.folds import largest_subjects, loso_folds
@@ -160,7 +161,10 @@ def main(
         fail(console, f"--out: cannot use {out}: {exc}", EXIT_FAILED)
 
     plan = {s: loso_folds(samples.subjects, samples.datasets, s, subjects, cfg.val_fraction if cfg.needs_val else 0.0) for s in seed_list}
-    facts = {"data": str(prepared or data), "device": describe_device(torch_device), "seeds": seed_list, "subjects": subjects, "quick": quick}
+    facts = {
+        "run": {"data": str(prepared or data), "device": describe_device(torch_device), "seeds": seed_list, "subjects": subjects, "quick": quick},
+        "versions": versions(),  # taken once, before training: the code that ran, not the code at report time
+    }
     started = time.perf_counter()
     try:
         run_folds(

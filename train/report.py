@@ -71,6 +71,8 @@ def build_report(records: list[dict], class_names: tuple[str, ...], spec: dict, 
         "folds_total": folds_total,
         "config": spec,
         "timing": _timing(records),
+        # every commit that trained a fold (a resumed run may mix them; "unknown": a fold recorded without one)
+        "git_commits": sorted({r["group"].get("git_commit") or "unknown" for r in records}),
         **extra,
     }
 

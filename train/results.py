@@ -17,6 +17,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
+from epir_core.provenance import versions
 from train.config import TrainConfig
 from train.runs import RunFolder, write_json_atomic
 from train.session import EXIT_BAD_INPUT, EXIT_OUT_FOLDER, fail, write_report_files
@@ -82,7 +83,7 @@ def _row(run: Path, r: dict) -> str:
     per = r["per_dataset"]
     cal = r.get("calibration")
     ens = r.get("ensemble")
-    commit = r.get("versions", {}).get("git_commit") or "unknown"
+    commits = r.get("git_commits") or [r.get("versions", {}).get("git_commit") or "unknown"]
     return "| " + " | ".join([
         Path(run).name,
         train.get("preset", "(per fold)"),
@@ -96,7 +97,7 @@ def _row(run: Path, r: dict) -> str:
         _fmt(ens["overall"]["uf1"], None) if ens else "-",
         f"{cal['ece_raw']:.3f} -> {cal['ece_calibrated']:.3f}" if cal else "-",
         f"{cal['temperature']['geometric_mean']:.2f}" if cal else "-",
-        commit[:9] + (" dirty" if r.get("versions", {}).get("git_dirty") else ""),
+        ", ".join(c[:9] for c in commits) + (" dirty" if r.get("versions", {}).get("git_dirty") else ""),
     ]) + " |"
 
 
@@ -201,7 +202,8 @@ def select(
     write_json_atomic(folder.spec_path, spec)
     records = [json.loads(folder.fold_path(s, sub).read_text()) for s, sub in common]
     counts = {str(r): sum(v == str(r) for v in chosen.values()) for r in runs}
-    write_report_files(out, records, tuple(spec["class_names"]), spec, len(common), {"chosen": chosen, "chosen_counts": counts}, console, quiet=False)
+    facts = {"chosen": chosen, "chosen_counts": counts, "versions": versions()}
+    write_report_files(out, records, tuple(spec["class_names"]), spec, len(common), facts, console, quiet=False)
     console.print("folds per run: " + ", ".join(f"{r} {n}" for r, n in counts.items()))
 
 

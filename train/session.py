@@ -24,7 +24,7 @@ from rich.progress import (
 )
 
 from epir_core.checkpoint import save_checkpoint
-from epir_core.provenance import REPO_ROOT, versions
+from epir_core.provenance import REPO_ROOT, git_commit
 from train.config import TrainConfig
 from train.data.sampleset import SampleSet
 from train.engine import fold_model, train_group
@@ -97,6 +97,7 @@ def run_folds(
     """Train every unfinished fold, a group at a time; each group is on disk (and `after_group` has
     refreshed the reports) before the next starts."""
     todo = {s: [f for f in folds if not folder.is_done(s, f.subject)] for s, folds in plan.items()}
+    commit = git_commit()[0]  # the code that trains these folds (a resumed run may mix commits)
     # Batching folds pays on a GPU (one launch serves G folds); on the CPU it measured no faster,
     # and single folds make the finest resume unit.
     size = group_size or (1 if device.type == "cpu" else max(map(len, todo.values()), default=1) or 1)
@@ -123,7 +124,8 @@ def run_folds(
                     progress.update(task, completed=done_before)
                     console.print(f"out of GPU memory with {len(group)} folds at once: retrying with {size}")
                     continue
-                info = {"id": group[0].subject, "folds": len(group), "epochs": cfg.epochs, "seconds": round(seconds, 2), "device": describe_device(device)}
+                info = {"id": group[0].subject, "folds": len(group), "epochs": cfg.epochs, "seconds": round(seconds, 2),
+                        "device": describe_device(device), "git_commit": commit}
                 _save_group(folder, samples, cfg, seed, outcomes, info, checkpoints)
                 after_group()
                 finished = {f.subject for f in group}
@@ -177,21 +179,22 @@ def _save_group(folder: RunFolder, samples: SampleSet, cfg: TrainConfig, seed: i
 def write_outputs(
     folder: RunFolder, samples: SampleSet, spec: dict, plan: dict[int, list[Fold]], facts: dict, console: Console, quiet: bool
 ) -> dict | None:
-    """The run's report files from its finished folds; None when none is."""
+    """The run's report files from its finished folds; None when none is. facts: {"run": ..., "versions": ...}."""
     subjects = [f.subject for f in next(iter(plan.values()))]
     records = folder.fold_records(list(plan), subjects)
     if not records:
         return None
     total = sum(map(len, plan.values()))
-    return write_report_files(folder.path, records, samples.class_names, spec, total, {"run": facts}, console, quiet)
+    return write_report_files(folder.path, records, samples.class_names, spec, total, facts, console, quiet)
 
 
 def write_report_files(
     path: Path, records: list[dict], class_names: tuple[str, ...], spec: dict, folds_total: int, extra: dict,
     console: Console, quiet: bool,
 ) -> dict:
-    """report.json, predictions.csv, confusion.png and reliability.png from fold records."""
-    report = build_report(records, class_names, spec, folds_total, extra | {"versions": versions()})
+    """report.json, predictions.csv, confusion.png and reliability.png from fold records. extra:
+    facts for report.json, with "versions" (epir_core.provenance.versions) taken when the work began."""
+    report = build_report(records, class_names, spec, folds_total, extra)
     write_json_atomic(path / "report.json", report)
     write_predictions(path / "predictions.csv", records, class_names, report["selection"])
     title = f"{spec['protocol']} {spec.get('database') or ''} selection={report['selection']}" + (" ORACLE (test-set selection)" if report["oracle"] else "")
