@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from epir_core.provenance import git, package_version
+from epir_core.provenance import git_commit, git_dirty, package_version
 
 # Distribution names; the optional ones are reported as null when absent.
 _PACKAGES = {
@@ -27,8 +27,8 @@ _PACKAGES = {
 
 def capture(threads: dict[str, int]) -> dict:
     return {
-        "git_commit": git("rev-parse", "HEAD"),
-        "git_dirty": _git_dirty(),
+        "git_commit": git_commit()[0],
+        "git_dirty": git_dirty(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": _cpu_name(),
@@ -42,11 +42,6 @@ def capture(threads: dict[str, int]) -> dict:
         # Other work on the machine skews timings (badly with 2 torch threads on 2 busy cores).
         "load_average_1m": os.getloadavg()[0],
     }
-
-
-def _git_dirty() -> bool | None:
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
 
 
 def _cpu_name() -> str:

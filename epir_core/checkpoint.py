@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import epir_core
+from epir_core.calibration import checkpoint_temperature
 from epir_core.config import EPIRConfig
 from epir_core.errors import CheckpointError
 from epir_core.files import atomic_path
@@ -34,6 +35,12 @@ class Checkpoint:
     class_names: tuple[str, ...]
     recipe: InputRecipe
     meta: dict
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature for epir_core.calibration.calibrated_probabilities; 1.0 for a
+        checkpoint saved without one."""
+        return checkpoint_temperature(self.meta)
 
 
 def save_checkpoint(
@@ -107,4 +114,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         raise CheckpointError(f"{path} is a damaged EPIR checkpoint: {_first_line(exc)}") from exc
     if len(class_names) != config.num_classes:
         raise CheckpointError(f"{path} names {len(class_names)} classes for a {config.num_classes}-class model")
-    return Checkpoint(model.to(device).eval(), config, class_names, recipe, dict(payload.get("meta", {})))
+    meta = dict(payload.get("meta", {}))
+    try:
+        checkpoint_temperature(meta)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: {_first_line(exc)}") from exc
+    return Checkpoint(model.to(device).eval(), config, class_names, recipe, meta)

@@ -34,13 +34,22 @@ def epir_loss(
     margin: float = 0.4,
     valid: torch.Tensor | None = None,
     contrastive_weight: float = 1.0,
+    targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L = CE(logits, labels) + contrastive_weight * L_con(feats) (Eq. 23, unit weight in the paper;
-    the "vit" ablation preset trains without L_con: pass config.contrastive_weight)."""
+    the "vit" ablation preset trains without L_con: pass config.contrastive_weight).
+
+    targets: optional B x C weights replacing the one-hot labels in CE, -sum_c targets_c log p_c
+    (label smoothing, mixup and class weights make them; they need not sum to 1). L_con still uses
+    `labels`."""
     w, n = _valid_weights(labels, valid)
     if valid is not None:  # padded rows may carry any label (e.g. -1); give them a legal one, weight 0
         labels = torch.where(valid, labels, torch.zeros_like(labels))
-    ce = (F.cross_entropy(logits.float(), labels, reduction="none") * w).sum() / n
+    if targets is None:
+        rows = F.cross_entropy(logits.float(), labels, reduction="none")
+    else:
+        rows = -(targets.float() * F.log_softmax(logits.float(), dim=-1)).sum(-1)
+    ce = (rows * w).sum() / n
     if contrastive_weight == 0:
         return ce
     return ce + contrastive_weight * contrastive_loss(feats, labels, margin, valid)

@@ -13,10 +13,10 @@ import torch
 from typer.testing import CliRunner
 
 import train.session
-from epir_core import PRESETS
+from epir_core import PRESETS, provenance
 from epir_core.checkpoint import load_checkpoint
 from epir_core.metrics import uar, uf1
-from train import fit, loso
+from train import fit, loso, results
 from train.config import TrainConfig
 from train.data.composite import load_composite
 from train.datasource import DataSourceError, load_samples
@@ -74,11 +74,18 @@ def test_groups_share_the_number_of_steps_per_epoch():
         assert len(g) <= 2 and len({f.steps_per_epoch(32) for f in g}) == 1
 
 
-def test_batched_folds_equal_separate_runs(composite):
+# Every training extra that draws no randomness inside the model (dropout and stochastic depth draw
+# from one stream shared by the group, so they are the one thing that differs with grouping).
+EXTRAS = dict(flip=True, rotate=10.0, mixup=0.4, label_smoothing=0.1, weight_decay=0.05, ema=0.9, class_balance=True,
+              schedule="cosine", tta_flip=True)
+
+
+@pytest.mark.parametrize("extras", [{}, EXTRAS], ids=["paper", "extras"])
+def test_batched_folds_equal_separate_runs(composite, extras):
     subset = composite.subset(np.isin(composite.subjects, ["sub01", "sub02", "006", "007", "s01", "s02"]))
     folds = loso_folds(subset.subjects, subset.datasets, seed=3, only=["sub01", "006"])
     # 40 and 32 training samples: two steps each, the second padded for fold "006" (20 vs 12 rows)
-    cfg = TrainConfig(epochs=2, batch_size=20, model=TINY)
+    cfg = TrainConfig(epochs=2, batch_size=20, model=TINY, **extras)
     args = (subset.inputs, subset.labels, 3, cfg, 3, torch.device("cpu"))
     together = train_group(folds, *args)
     apart = [train_group([f], *args)[0] for f in folds]
@@ -90,16 +97,17 @@ def test_batched_folds_equal_separate_runs(composite):
     assert not torch.equal(together[0].state_dict["head.weight"], together[1].state_dict["head.weight"])
 
 
-@pytest.mark.parametrize("selection", ["last", "val"])
-def test_honest_selection_never_looks_at_the_held_out_labels(composite, selection):
+@pytest.mark.parametrize("options", [{"selection": "last"}, {"selection": "val"}, {"calibrate": True, **EXTRAS}], ids=["last", "val", "calibrated"])
+def test_honest_selection_never_looks_at_the_held_out_labels(composite, options):
     subset = composite.subset(np.isin(composite.subjects, ["sub01", "sub02", "006", "007", "s01", "s02"]))
-    folds = loso_folds(subset.subjects, subset.datasets, seed=1, only=["s01"], val_fraction=0.3 if selection == "val" else 0)
-    cfg = TrainConfig(epochs=3, batch_size=64, selection=selection, model=TINY)
+    cfg = TrainConfig(epochs=3, batch_size=64, model=TINY | {"drop_path": 0.1}, **options)
+    folds = loso_folds(subset.subjects, subset.datasets, seed=1, only=["s01"], val_fraction=0.3 if cfg.needs_val else 0)
     scrambled = subset.labels.copy()
     scrambled[folds[0].test] = (scrambled[folds[0].test] + 1) % 3  # every held-out label changed
     runs = [train_group(folds, subset.inputs, y, 3, cfg, 1, torch.device("cpu"))[0] for y in (subset.labels, scrambled)]
-    np.testing.assert_array_equal(runs[0].probs, runs[1].probs)
-    assert runs[0].selected_epoch == runs[1].selected_epoch
+    np.testing.assert_array_equal(runs[0].logits, runs[1].logits)
+    assert runs[0].selected_epoch == runs[1].selected_epoch and runs[0].temperature == runs[1].temperature
+    assert (runs[0].temperature != 1.0) == cfg.calibrate
 
 
 def test_data_sources_for_each_protocol(shared_data):
@@ -222,6 +230,72 @@ def test_cuda_without_a_gpu_exits_5_as_in_every_command(tmp_path):
         assert result.exit_code == 5 and "no CUDA" in result.output and result.output.count("\n") == 1
 
 
+def test_calibrated_augmented_run_writes_calibration_everywhere(shared_data, tmp_path):
+    out = tmp_path / "cal"
+    options = ["--flip", "--rotate", "10", "--mixup", "0.2", "--label-smoothing", "0.1", "--ema", "0.9", "--tta-flip"]
+    result = _loso(shared_data, out, "--folds", "sub01,s03", "--epochs", "2", "--select", "val", "--calibrate", *options)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    cal = report["calibration"]
+    assert cal["bins"] == 15 and "inner-validation" in cal["how"] and 0 <= cal["ece_calibrated"] <= 1
+    assert report["config"]["train"]["flip"] and report["config"]["train"]["calibrate"]
+    assert report["versions"]["git_commit"] == provenance.git_commit()[0]
+    assert report["git_commits"] == [provenance.git_commit()[0] or "unknown"]  # the commit that trained the folds
+    with (out / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 + 39
+    assert ["seed", "subject", "sample", "dataset", "label", "pred"] == list(rows[0])[:6]
+    assert {f"{kind}prob_{c}" for kind in ("", "cal_") for c in ("negative", "positive", "surprise")} <= set(rows[0])
+    for r in rows:  # the calibrated probabilities are softmax(logits / T) of the same logits: same argmax
+        raw = np.array([float(r[f"prob_{c}"]) for c in ("negative", "positive", "surprise")])
+        cal_p = np.array([float(r[f"cal_prob_{c}"]) for c in ("negative", "positive", "surprise")])
+        assert raw.argmax() == cal_p.argmax() == int(r["pred"]) and float(r["temperature"]) > 0
+    assert cv2.imread(str(out / "reliability.png")) is not None
+    record = json.loads((out / "seed-0" / "folds" / "s03.json").read_text())
+    assert record["val"]["n"] > 0 and record["temperature"] == pytest.approx(load_checkpoint(out / "seed-0" / "checkpoints" / "s03.pt").temperature)
+
+
+def test_results_table_pick_select_and_a_fit_from_a_run(shared_data, tmp_path):
+    runs = [tmp_path / "plain", tmp_path / "flip"]
+    for run, extra in zip(runs, ([], ["--flip"])):
+        args = ("--folds", "sub01,s03", "--epochs", "1", "--select", "val", "--calibrate", "--no-checkpoints", *extra)
+        assert _loso(shared_data, run, *args).exit_code == 0
+    scores = [{f["subject"]: json.loads((r / "seed-0" / "folds" / f"{f['subject']}.json").read_text())["val"]["uf1"]
+               for f in json.loads((r / "report.json").read_text())["per_fold"]} for r in runs]
+
+    picked = runner.invoke(results.app, ["pick", *map(str, runs)])
+    assert picked.exit_code == 0, picked.output
+    means = [np.mean(list(s.values())) for s in scores]
+    assert picked.stdout.strip() == str(runs[int(np.argmax(means))])
+
+    out = tmp_path / "selected"
+    selected = runner.invoke(results.app, ["select", *map(str, runs), "--out", str(out)])
+    assert selected.exit_code == 0, selected.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["selection"] == "inner-val-config" and report["folds_done"] == 2
+    for subject, run in ((k.split("/")[1], v) for k, v in report["chosen"].items()):
+        assert run == str(runs[int(np.argmax([s[subject] for s in scores]))])
+    assert (out / "predictions.csv").exists() and (out / "reliability.png").exists()
+
+    table = tmp_path / "experiments.md"
+    written = runner.invoke(results.app, ["table", *map(str, runs), str(out), "--out", str(table)])
+    assert written.exit_code == 0, written.output
+    lines = [line for line in table.read_text().splitlines() if line.startswith("| ")][2:]  # after header and rule
+    assert [line.split(" | ")[0].removeprefix("| ") for line in lines] == ["plain", "flip", "selected"]
+    assert "flip=True" in lines[1] and "inner-val" in lines[2]
+    assert runner.invoke(results.app, ["select", str(runs[0]), "--out", str(runs[1])]).exit_code == 3  # a LOSO run
+
+    model = tmp_path / "model.pt"
+    fitted = runner.invoke(fit.app, ["--data", str(shared_data), "--out", str(model), "--device", "cpu", "--recipe-from", str(runs[1])])
+    assert fitted.exit_code == 0, fitted.output
+    ckpt = load_checkpoint(model)
+    run_report = json.loads((runs[1] / "report.json").read_text())
+    assert ckpt.temperature == pytest.approx(run_report["calibration"]["temperature"]["geometric_mean"])
+    assert ckpt.meta["train"]["flip"] and ckpt.meta["train"]["selection"] == "last" and ckpt.config.dim == 32
+    refused = runner.invoke(fit.app, ["--data", str(shared_data), "--out", str(model), "--recipe-from", str(out)])
+    assert refused.exit_code == 2 and "per-fold" in refused.output
+
+
 def test_fit_writes_a_loadable_default_model(shared_data, tmp_path):
     path = tmp_path / "model.pt"
     result = runner.invoke(fit.app, ["--data", str(shared_data), "--out", str(path), "--epochs", "1", "--device", "cpu", *TINY_ARGS])
@@ -230,3 +304,4 @@ def test_fit_writes_a_loadable_default_model(shared_data, tmp_path):
     assert ckpt.meta["trained_by"] == "train.fit" and "442 samples" in ckpt.meta["data"]
     assert ckpt.config.dim == 32 and ckpt.class_names == ("negative", "positive", "surprise")
     assert ckpt.model(torch.rand(2, 3, 28, 28)).shape == (2, 3)
+    assert ckpt.temperature == 1.0  # nothing to fit a temperature on without --recipe-from

@@ -55,3 +55,17 @@ def test_loss_gradient_reaches_features_and_logits():
     feats = torch.randn(4, 8, requires_grad=True)
     epir_loss(logits, feats, torch.tensor([0, 0, 1, 2])).backward()
     assert logits.grad.abs().sum() > 0 and feats.grad.abs().sum() > 0
+
+
+def test_soft_targets_replace_the_one_hot_labels_in_ce_only():
+    torch.manual_seed(3)
+    logits, feats = torch.randn(5, 3), torch.randn(5, 16)
+    labels = torch.tensor([0, 1, 2, 1, 0])
+    one_hot = F.one_hot(labels, 3).float()
+    assert epir_loss(logits, feats, labels, targets=one_hot) == pytest.approx(float(epir_loss(logits, feats, labels)), abs=1e-6)
+    smoothed = one_hot * 0.9 + 0.1 / 3
+    expected = F.cross_entropy(logits, labels, label_smoothing=0.1) + _double_loop(feats, labels, 0.4)
+    assert epir_loss(logits, feats, labels, targets=smoothed) == pytest.approx(float(expected), abs=1e-6)
+    weights = torch.tensor([0.5, 2.0, 1.0])  # class weights scale a row's target
+    expected = (F.cross_entropy(logits, labels, reduction="none") * weights[labels]).mean()
+    assert epir_loss(logits, feats, labels, contrastive_weight=0.0, targets=one_hot * weights) == pytest.approx(float(expected), abs=1e-6)

@@ -9,10 +9,13 @@ sample independently, so padding cannot leak into real rows).
 One Adam over the stacked parameters with loss = sum of the per-fold losses is exactly G
 independent Adams: the gradient of the sum w.r.t. fold g's slice is fold g's own gradient, and
 Adam is elementwise. This needs every fold to step at every step, which `group_folds` guarantees.
+The same holds for the optional extras (decoupled weight decay, a learning-rate schedule shared by
+all folds, EMA of the weights): all elementwise or common to every fold.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,7 +25,11 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from epir_core import build_model
+from epir_core.calibration import calibrated_probabilities
 from epir_core.loss import epir_loss
+from epir_core.metrics import uf1
+from train.augment import Augmenter, hflip
+from train.calibration import fold_calibration
 from train.config import TrainConfig
 from train.folds import Fold, fold_seed
 
@@ -32,10 +39,21 @@ EpochCallback = Callable[[int, np.ndarray], None]  # (1-based epoch, G mean trai
 @dataclass
 class FoldOutcome:
     fold: Fold
-    probs: np.ndarray  # n_test x C softmax probabilities of the selected weights
+    logits: np.ndarray  # n_test x C logits of the selected weights (mean over the mirror pair with tta_flip)
     selected_epoch: int  # 1-based epoch whose weights were kept
     final_loss: float  # mean training loss over the last epoch
     state_dict: dict[str, torch.Tensor]  # the selected weights, on the CPU
+    temperature: float = 1.0  # fitted on the fold's inner-validation subjects with cfg.calibrate, else 1
+    val: dict | None = None  # the selected weights on the inner-validation subjects (None without them)
+
+    @property
+    def probs(self) -> np.ndarray:
+        """n_test x C softmax probabilities, uncalibrated."""
+        return calibrated_probabilities(self.logits)
+
+    @property
+    def calibrated_probs(self) -> np.ndarray:
+        return calibrated_probabilities(self.logits, self.temperature)
 
 
 class _WithFeatures(nn.Module):
@@ -53,7 +71,7 @@ class _Stack:
     """G models of one architecture as parameters stacked on a leading fold axis, run by one
     vmapped call: (G x P x 3 x 28 x 28) -> G x P x C logits, G x P x 256 features."""
 
-    def __init__(self, models: list[nn.Module], device: torch.device, precision: str):
+    def __init__(self, models: list[nn.Module], device: torch.device, precision: str, tta_flip: bool = False):
         stacked, buffers = stack_module_state([_WithFeatures(m) for m in models])  # name -> G x ...
         self.params = {k: v.detach().to(device).requires_grad_() for k, v in stacked.items()}
         self.buffers = {k: v.to(device) for k, v in buffers.items()}
@@ -61,6 +79,7 @@ class _Stack:
         self.config = models[0].config
         self.device = device
         self.bf16 = precision == "bf16" and device.type == "cuda"
+        self.tta_flip = tta_flip
         self._batched = vmap(self._one, randomness="different")
 
     def _one(self, params: dict, buffers: dict, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,12 +94,16 @@ class _Stack:
 
     @torch.no_grad()
     def predict(self, x_all: torch.Tensor, index_lists: list[np.ndarray], params: dict | None = None) -> list[np.ndarray]:
-        """Softmax probabilities (n_g x C per fold) of each fold's model on its own samples."""
+        """Logits (n_g x C per fold) of each fold's model on its own samples; with tta_flip the mean
+        of the logits of each input and its mirror."""
         self.train(False)
         idx, _ = _pad(index_lists, x_all.device)
-        logits, _ = self(x_all[idx], params)  # G x P x C
-        probs = logits.float().softmax(-1).cpu().numpy()
-        return [probs[g, : len(i)] for g, i in enumerate(index_lists)]
+        x = x_all[idx]
+        logits = self(x, params)[0].float()  # G x P x C
+        if self.tta_flip:
+            logits = (logits + self(hflip(x), params)[0].float()) / 2
+        logits = logits.cpu().numpy()
+        return [logits[g, : len(i)] for g, i in enumerate(index_lists)]
 
     def fold_state(self, g: int, params: dict | None = None) -> dict[str, torch.Tensor]:
         """Fold g's slice as a state dict of the bare model (the wrapper's "model." prefix removed)."""
@@ -109,49 +132,133 @@ def train_group(
     steps = folds[0].steps_per_epoch(cfg.batch_size)
     if any(f.steps_per_epoch(cfg.batch_size) != steps for f in folds):
         raise ValueError("folds trained together must take the same number of steps per epoch; use group_folds")
+    if cfg.needs_val and any(len(f.val) == 0 for f in folds):
+        raise ValueError("selection 'val' and calibration need inner-validation subjects in every fold (val_fraction)")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.precision != "fp32"
-    stack = _Stack([init_model(cfg, num_classes, fold_seed(seed, f.subject)) for f in folds], device, cfg.precision)
+    seeds = [fold_seed(seed, f.subject) for f in folds]
+    stack = _Stack([init_model(cfg, num_classes, s) for s in seeds], device, cfg.precision, cfg.tta_flip)
     mcfg = stack.config  # the preset's loss terms: the "vit" row trains without L_con
-    losses_of = vmap(  # G x P logits / features / labels / valid -> G losses
-        lambda lo, fe, y, v: epir_loss(lo, fe, y, mcfg.contrastive_margin, v, mcfg.contrastive_weight)
-    )
+
+    def fold_loss(lo, fe, y, v, t):
+        return epir_loss(lo, fe, y, mcfg.contrastive_margin, v, mcfg.contrastive_weight, t)
+
+    targets_of = _Targets(cfg, folds, labels, num_classes, device)
+    # G x P logits / features / labels / valid / targets (or None: CE on the labels) -> G losses
+    losses_of = vmap(fold_loss, in_dims=(0, 0, 0, 0, 0 if targets_of.active else None))
     x_all = torch.from_numpy(inputs).to(device)
     y_all = torch.from_numpy(labels).to(device)
-    generators = [torch.Generator().manual_seed(fold_seed(seed, f.subject)) for f in folds]
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    augmenter = Augmenter(cfg.flip, cfg.rotate, cfg.mixup, seeds)
     torch.manual_seed(seed)  # any random layer in the model draws from here
-    optimiser = torch.optim.Adam(stack.params.values(), lr=cfg.lr, fused=device.type == "cuda")
+    optimiser, schedule = _optimiser(cfg, list(stack.params.values()), device, cfg.epochs * steps)
+    ema = _EMA(stack.params, cfg.ema) if cfg.ema > 0 else None
+    evaluated = ema.params if ema is not None else stack.params  # the weights selected, evaluated, saved
 
-    selector = _Selector(cfg, folds, stack.params, y_all) if cfg.selection != "last" else None
+    selector = _Selector(cfg, folds, evaluated, y_all) if cfg.selection != "last" else None
     for epoch in range(1, cfg.epochs + 1):
         stack.train(True)
         epoch_loss = torch.zeros(len(folds), device=device)
         for chunks in _epoch_batches(folds, generators, cfg.batch_size, cfg.shuffle, steps):
             idx, valid = _pad(chunks, device)  # G x P, G x P
-            logits, feats = stack(x_all[idx])
-            losses = losses_of(logits, feats, y_all[idx], valid)  # G
+            x, targets = x_all[idx], targets_of(idx)
+            if augmenter.active:
+                x, targets = augmenter.apply(x, targets, augmenter.draw(chunks, idx.shape[1], device))
+            logits, feats = stack(x)
+            losses = losses_of(logits, feats, y_all[idx], valid, targets)  # G
             optimiser.zero_grad(set_to_none=True)
             losses.sum().backward()
             optimiser.step()
+            schedule.step()
+            if ema is not None:
+                ema.update(stack.params)
             epoch_loss += losses.detach()
         if selector is not None:
-            selector.update(epoch, lambda index_lists: stack.predict(x_all, index_lists))
+            selector.update(epoch, lambda index_lists: stack.predict(x_all, index_lists, evaluated))
         if on_epoch is not None:
             on_epoch(epoch, (epoch_loss / steps).cpu().numpy())
 
-    chosen = selector.best if selector is not None else stack.params
-    probs = stack.predict(x_all, [f.test for f in folds], chosen)
+    chosen = selector.best if selector is not None else evaluated
+    test_logits = stack.predict(x_all, [f.test for f in folds], chosen)
+    val_logits = stack.predict(x_all, [f.val for f in folds], chosen) if cfg.needs_val else None
     final_loss = (epoch_loss / steps).cpu().numpy()
-    return [
-        FoldOutcome(
+    outcomes = []
+    for g, f in enumerate(folds):
+        val = _validation_record(val_logits[g], labels[f.val], num_classes, cfg.calibrate) if val_logits is not None else None
+        outcomes.append(FoldOutcome(
             fold=f,
-            probs=probs[g],
+            logits=test_logits[g],
             selected_epoch=int(selector.best_epoch[g]) if selector is not None else cfg.epochs,
             final_loss=float(final_loss[g]),
             state_dict=stack.fold_state(g, chosen),
-        )
-        for g, f in enumerate(folds)
-    ]
+            temperature=val["temperature"] if val else 1.0,
+            val=val,
+        ))
+    return outcomes
+
+
+def _optimiser(cfg: TrainConfig, params: list[torch.Tensor], device: torch.device, total_steps: int):
+    """Adam (the paper's), or AdamW with weight decay; and the learning-rate schedule, stepped per step."""
+    fused = device.type == "cuda"
+    if cfg.weight_decay > 0:
+        optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    else:
+        optimiser = torch.optim.Adam(params, lr=cfg.lr, fused=fused)
+
+    def factor(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)) if cfg.schedule == "cosine" else 1.0
+
+    return optimiser, torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
+
+
+def _validation_record(logits: np.ndarray, labels: np.ndarray, num_classes: int, calibrate: bool) -> dict:
+    """The selected weights on the fold's inner-validation subjects: scores (what train.results
+    selects configurations by) and, with calibration, the fitted temperature."""
+    record = {
+        "n": int(len(labels)),
+        "accuracy": float(np.mean(logits.argmax(1) == labels)),
+        "uf1": uf1(labels, logits.argmax(1), num_classes),
+    }
+    return record | (fold_calibration(logits, labels) if calibrate else {"temperature": 1.0})
+
+
+class _Targets:
+    """G x P x C CE targets of a batch: one-hot labels, smoothed, times per-fold class weights; None
+    when the recipe uses none of these (CE then takes the labels directly)."""
+
+    def __init__(self, cfg: TrainConfig, folds: list[Fold], labels: np.ndarray, num_classes: int, device: torch.device):
+        self.active = cfg.label_smoothing > 0 or cfg.mixup > 0 or cfg.class_balance
+        self.eye = torch.eye(num_classes, device=device) * (1 - cfg.label_smoothing) + cfg.label_smoothing / num_classes
+        weights = np.ones((len(folds), num_classes), dtype=np.float32)
+        if cfg.class_balance:  # n / (C n_c): weights average 1 over the fold's training samples
+            for g, f in enumerate(folds):
+                counts = np.bincount(labels[f.train], minlength=num_classes)
+                weights[g] = np.where(counts > 0, len(f.train) / (num_classes * np.maximum(counts, 1)), 0)
+        self.weights = torch.from_numpy(weights).to(device)[:, None, :]  # G x 1 x C
+        self.labels = torch.from_numpy(labels).to(device)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor | None:
+        if not self.active:
+            return None
+        return self.eye[self.labels[idx]] * self.weights
+
+
+class _EMA:
+    """Exponential moving average of the stacked weights. The decay ramps up as min(decay, (1 + t) /
+    (10 + t)) over the t steps taken, so a run of a few hundred steps is not dominated by the
+    initial weights."""
+
+    def __init__(self, params: dict, decay: float):
+        self.params = {k: v.detach().clone() for k, v in params.items()}
+        self.decay = decay
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self, params: dict) -> None:
+        self.steps += 1
+        weight = 1 - min(self.decay, (1 + self.steps) / (10 + self.steps))
+        for k, v in params.items():
+            self.params[k].lerp_(v.detach(), weight)
 
 
 class _Selector:
@@ -170,8 +277,8 @@ class _Selector:
         self.params = params
 
     def update(self, epoch: int, predict: Callable[[list[np.ndarray]], list[np.ndarray]]) -> None:
-        probs = predict(self.index_lists)
-        acc = np.array([np.mean(p.argmax(1) == t) for p, t in zip(probs, self.targets)])
+        logits = predict(self.index_lists)
+        acc = np.array([np.mean(z.argmax(1) == t) for z, t in zip(logits, self.targets)])
         improved = acc >= self.best_acc
         if improved.any():
             mask = torch.from_numpy(improved).to(next(iter(self.best.values())).device)

@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from train.config import SELECTIONS, TrainConfig
+from epir_core.provenance import versions
+from train.config import SCHEDULES, SELECTIONS, TrainConfig
 from train.datasource import DATABASES, DataSourceError, load_samples
 from train.folds import largest_subjects, loso_folds
 from train.runs import RunFolder, RunFolderError
@@ -60,6 +61,12 @@ Examples:
 
   python -m train.loso --out runs/cde --seeds 0,1,2 --resume
 
+  python -m train.loso --out runs/aug --select val --calibrate --flip --rotate 10 --mixup 0.2 --ema 0.999 --model-set drop_path=0.1
+
+Every generalisation option (--flip ... --calibrate; dropout and stochastic depth through
+--model-set dropout=P drop_path=P) is off by default. --calibrate and --select val hold back
+--val-fraction of each fold's training subjects; the held-out subject is never used for either.
+
 Exit codes (6: --out holds another run, or a run and no --resume; 130: finished folds are kept,
 rerun with --resume):
 
@@ -84,8 +91,18 @@ def main(
     lr: float = typer.Option(5e-5, "--lr", help="Adam learning rate."),
     seeds: str = typer.Option("0", "--seeds", help="Comma-separated seeds; several give mean and std."),
     select: str = typer.Option("last", "--select", help=f"Model selection: {' | '.join(SELECTIONS)}."),
-    val_fraction: float = typer.Option(0.15, "--val-fraction", help="With --select val: training subjects held back per data set."),
+    val_fraction: float = typer.Option(0.15, "--val-fraction", help="With --select val or --calibrate: training subjects held back per data set."),
     shuffle: bool = typer.Option(True, "--shuffle/--no-shuffle", help="Reshuffle batches every epoch (HTNet did not)."),
+    flip: bool = typer.Option(False, "--flip", help="Augment: mirror half the training inputs (u -> 1 - u, exact for min-max stretched flows)."),
+    rotate: float = typer.Option(0.0, "--rotate", help="Augment: rotate training inputs by up to +-DEG degrees, the (u, v) vectors with the maps."),
+    mixup: float = typer.Option(0.0, "--mixup", help="Mixup alpha: Beta(a, a) mixes of training inputs and their targets [0 = off]."),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Share of each target spread over the classes."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", help="Decoupled weight decay (AdamW) [0 = the paper's Adam]."),
+    ema: float = typer.Option(0.0, "--ema", help="EMA decay of the weights; the average is selected, evaluated and saved [0 = off]."),
+    class_balance: bool = typer.Option(False, "--class-balance", help="Weight CE by inverse class frequency of each fold's training samples."),
+    schedule: str = typer.Option("constant", "--schedule", help=f"Learning rate: {' | '.join(SCHEDULES)} (decay to 0 over the run)."),
+    tta_flip: bool = typer.Option(False, "--tta-flip", help="Evaluate on each input and its mirror, averaging the logits."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Fit a temperature per fold on inner-validation subjects (--val-fraction, held back from training)."),
     folds: str | None = typer.Option(None, "--folds", help="Comma-separated held-out subjects, e.g. s03,sub17 (default: all)."),
     quick: bool = typer.Option(False, "--quick", help="Quick CPU protocol (see above)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -109,6 +126,16 @@ def main(
             val_fraction=val_fraction,
             precision=precision,
             model=parse_overrides(model_set),
+            flip=flip,
+            rotate=rotate,
+            mixup=mixup,
+            label_smoothing=label_smoothing,
+            weight_decay=weight_decay,
+            ema=ema,
+            class_balance=class_balance,
+            schedule=schedule,
+            tta_flip=tta_flip,
+            calibrate=calibrate,
         )
         seed_list = _int_list(seeds, "--seeds")
         subjects = _subjects(samples, folds, quick)
@@ -134,8 +161,11 @@ def main(
     except OSError as exc:
         fail(console, f"--out: cannot use {out}: {exc}", ExitCode.OUTPUT)
 
-    plan = {s: loso_folds(samples.subjects, samples.datasets, s, subjects, cfg.val_fraction if select == "val" else 0.0) for s in seed_list}
-    facts = {"data": str(prepared or data), "device": describe_device(torch_device), "seeds": seed_list, "subjects": subjects, "quick": quick}
+    plan = {s: loso_folds(samples.subjects, samples.datasets, s, subjects, cfg.val_fraction if cfg.needs_val else 0.0) for s in seed_list}
+    facts = {
+        "run": {"data": str(prepared or data), "device": describe_device(torch_device), "seeds": seed_list, "subjects": subjects, "quick": quick},
+        "versions": versions(),  # taken once, before training: the code that ran, not the code at report time
+    }
     started = time.perf_counter()
     try:
         run_folds(

@@ -2,6 +2,8 @@
 
 Scores follow the paper: UF1 and UAR on the predictions pooled over all folds of a seed, overall
 (Table 1 "Full") and per source data set; several seeds are summarised as mean and sample std.
+Calibration (ECE, reliability diagram) pools every held-out prediction of every seed; several seeds
+also give a seed ensemble (per sample, the mean of the seeds' calibrated probabilities).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from epir_core.metrics import confusion_matrix, uar, uf1
+from train.calibration import ECE_BINS, expected_calibration_error, reliability_bins
 from train.config import SELECTION_NOTES
 
 
@@ -30,8 +33,12 @@ def fold_record(seed: int, outcome, sample_ids, datasets, labels, group: dict) -
         "samples": sample_ids[test].tolist(),
         "datasets": datasets[test].tolist(),
         "labels": labels[test].tolist(),
-        "preds": outcome.probs.argmax(1).tolist(),
-        "probs": np.round(outcome.probs.astype(np.float64), 6).tolist(),
+        "preds": outcome.logits.argmax(1).tolist(),
+        "logits": np.round(outcome.logits.astype(np.float64), 5).tolist(),
+        "probs": np.round(outcome.probs, 6).tolist(),  # softmax of the logits, uncalibrated
+        "temperature": round(outcome.temperature, 6),  # 1 unless fitted on the fold's inner-validation subjects
+        "calibrated_probs": np.round(outcome.calibrated_probs, 6).tolist(),
+        "val": outcome.val,  # the kept weights on the inner-validation subjects; None without them
     }
 
 
@@ -57,11 +64,15 @@ def build_report(records: list[dict], class_names: tuple[str, ...], spec: dict, 
         "seeds": per_seed,
         "per_fold": [_fold_scores(r, c) for r in records],
         "confusion": _confusion(records, c).tolist(),  # summed over seeds
+        "calibration": _calibration(records),
+        "ensemble": _ensemble(records, c, len(seeds)) if len(seeds) > 1 else None,
         "complete": len(records) == folds_total,
         "folds_done": len(records),
         "folds_total": folds_total,
         "config": spec,
         "timing": _timing(records),
+        # every commit that trained a fold (a resumed run may mix them; "unknown": a fold recorded without one)
+        "git_commits": sorted({r["group"].get("git_commit") or "unknown" for r in records}),
         **extra,
     }
 
@@ -84,6 +95,60 @@ def _seed_scores(records: list[dict], seed: int, c: int) -> dict:
         "folds": len(records),
         "overall": _scores(y, p, c),
         "per_dataset": {ds: _scores(y[d == ds], p[d == ds], c) for ds in sorted(set(d.tolist()))},
+    }
+
+
+def calibrated(r: dict) -> list:
+    """A fold record's calibrated probabilities (records from before calibration existed: raw)."""
+    return r.get("calibrated_probs", r["probs"])
+
+
+def _pooled_probs(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    raw = np.array([p for r in records for p in r["probs"]], dtype=np.float64)
+    cal = np.array([p for r in records for p in calibrated(r)], dtype=np.float64)
+    return raw, cal
+
+
+def _calibration(records: list[dict]) -> dict:
+    y, _, _ = _pooled(records)
+    raw, cal = _pooled_probs(records)
+    temperatures = np.array([r.get("temperature", 1.0) for r in records])
+    fitted = any(r.get("val") and "val_nll_raw" in r["val"] for r in records)
+    return {
+        "how": "one temperature per fold, fitted (NLL) on that fold's inner-validation subjects; the held-out "
+        "subject is never used" if fitted else "not calibrated: T = 1",
+        "bins": ECE_BINS,
+        "pooled_over": "every held-out prediction of every seed",
+        "accuracy": float(np.mean(raw.argmax(1) == y)),
+        "mean_confidence_raw": float(raw.max(1).mean()),
+        "mean_confidence_calibrated": float(cal.max(1).mean()),
+        "ece_raw": expected_calibration_error(raw, y),
+        "ece_calibrated": expected_calibration_error(cal, y),
+        "temperature": {
+            "geometric_mean": float(np.exp(np.log(temperatures).mean())),
+            "median": float(np.median(temperatures)),
+            "min": float(temperatures.min()),
+            "max": float(temperatures.max()),
+        },
+    }
+
+
+def _ensemble(records: list[dict], c: int, seeds: int) -> dict:
+    """Scores of the seed ensemble on the samples every seed has predicted."""
+    members: dict[str, list] = {}
+    for r in records:
+        for i, sample in enumerate(r["samples"]):
+            members.setdefault(sample, [r["labels"][i], r["datasets"][i], []])[2].append(calibrated(r)[i])
+    full = [(y, d, np.mean(p, axis=0)) for y, d, p in members.values() if len(p) == seeds]
+    y = np.array([m[0] for m in full], dtype=np.int64)
+    d = np.array([m[1] for m in full])
+    probs = np.array([m[2] for m in full])
+    p = probs.argmax(1)
+    return {
+        "how": f"mean of the calibrated probabilities of {seeds} seeds, per sample",
+        "overall": _scores(y, p, c),
+        "per_dataset": {ds: _scores(y[d == ds], p[d == ds], c) for ds in sorted(set(d.tolist()))},
+        "ece": expected_calibration_error(probs, y),
     }
 
 
@@ -130,14 +195,18 @@ def _timing(records: list[dict]) -> dict:
 
 
 def write_predictions(path: Path, records: list[dict], class_names: tuple[str, ...], selection: str) -> None:
-    """One row per held-out sample and seed: integer class ids, the class probabilities, and the
-    model-selection rule (so an oracle file cannot pass for an honest one)."""
+    """One row per held-out sample and seed: integer class ids, the raw and the calibrated class
+    probabilities, the fold's temperature, and the model-selection rule (so an oracle file cannot
+    pass for an honest one)."""
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["seed", "subject", "sample", "dataset", "label", "pred", *[f"prob_{c}" for c in class_names], "selection"])
+        w.writerow(["seed", "subject", "sample", "dataset", "label", "pred", *[f"prob_{c}" for c in class_names],
+                    *[f"cal_prob_{c}" for c in class_names], "temperature", "selection"])
         for r in records:
+            cal = calibrated(r)
             for i, sample in enumerate(r["samples"]):
-                w.writerow([r["seed"], r["subject"], sample, r["datasets"][i], r["labels"][i], r["preds"][i], *r["probs"][i], selection])
+                w.writerow([r["seed"], r["subject"], sample, r["datasets"][i], r["labels"][i], r["preds"][i], *r["probs"][i],
+                            *cal[i], r.get("temperature", 1.0), selection])
 
 
 def draw_confusion(path: Path, cm: np.ndarray, class_names: tuple[str, ...], title: str) -> None:
@@ -166,6 +235,42 @@ def draw_confusion(path: Path, cm: np.ndarray, class_names: tuple[str, ...], tit
         raise OSError(f"could not write {path}")
 
 
+def draw_reliability(path: Path, records: list[dict], title: str) -> None:
+    """Reliability diagrams before and after calibration, side by side: per confidence bin a bar of
+    the accuracy (blue) against the diagonal of perfect calibration, the gap to the bin's mean
+    confidence in red, and the bin's number of predictions (relative to the fullest bin) in grey below."""
+    y, _, _ = _pooled(records)
+    raw, cal = _pooled_probs(records)
+    side, pad, strip, top = 360, 50, 40, 60
+    img = np.full((top + side + strip + 2 * pad, 2 * (side + 2 * pad), 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, title, (10, 22), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for k, (name, probs) in enumerate((("uncalibrated", raw), ("calibrated", cal))):
+        x0, y0 = k * (side + 2 * pad) + pad, top + pad  # the panel's top-left corner; y grows downwards
+        ece = expected_calibration_error(probs, y)
+        cv2.putText(img, f"{name}: ECE {ece:.3f} ({ECE_BINS} bins, n={len(y)})", (x0, top + 20), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        bins = reliability_bins(probs, y)
+        width = side / len(bins)
+        for i, b in enumerate(bins):
+            if not b["count"]:
+                continue
+            left, right = int(x0 + i * width) + 1, int(x0 + (i + 1) * width) - 1
+            acc_y, conf_y = int(y0 + side * (1 - b["accuracy"])), int(y0 + side * (1 - b["confidence"]))
+            cv2.rectangle(img, (left, acc_y), (right, y0 + side), (200, 120, 40), -1)  # BGR: blue bar
+            cv2.rectangle(img, (left, min(acc_y, conf_y)), (right, max(acc_y, conf_y)), (60, 60, 220), 1)  # red gap
+            share = b["count"] / max(c["count"] for c in bins)  # relative to the fullest bin
+            cv2.rectangle(img, (left, y0 + side + strip - int(strip * share)), (right, y0 + side + strip), (150, 150, 150), -1)
+        cv2.rectangle(img, (x0, y0), (x0 + side, y0 + side), (0, 0, 0), 1)
+        cv2.line(img, (x0, y0 + side), (x0 + side, y0), (0, 0, 0), 1, cv2.LINE_AA)  # perfect calibration
+        for tick in (0.0, 0.5, 1.0):
+            cv2.putText(img, f"{tick:.1f}", (x0 + int(side * tick) - 10, y0 + side + strip + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(img, f"{tick:.1f}", (x0 - 32, y0 + side - int(side * tick) + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, "confidence", (x0 + side // 2 - 40, y0 + side + strip + 36), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, "accuracy", (x0 + 4, y0 + 16), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    if not cv2.imwrite(str(path), img):
+        raise OSError(f"could not write {path}")
+
+
 def print_table(report: dict, console: Console) -> None:
     oracle = report["oracle"]
     title = f"{report['protocol'].upper()} LOSO · selection: {report['selection']}" + (" (ORACLE: test-set selection)" if oracle else "")
@@ -177,6 +282,12 @@ def print_table(report: dict, console: Console) -> None:
         table.add_row(name, str(s["n"]), _fmt(s["uf1"], s["uf1_std"]), _fmt(s["uar"], s["uar_std"]))
     console.print(table)
     console.print(f"{report['selection_note']}; folds {report['folds_done']}/{report['folds_total']}, seeds {report['overall']['seeds']}")
+    cal = report["calibration"]
+    console.print(f"ECE ({cal['bins']} bins) {cal['ece_raw']:.4f} raw, {cal['ece_calibrated']:.4f} calibrated "
+                  f"(temperature geometric mean {cal['temperature']['geometric_mean']:.3f}); {cal['how']}")
+    if report["ensemble"]:
+        ens = report["ensemble"]
+        console.print(f"seed ensemble: UF1 {ens['overall']['uf1']:.4f}, UAR {ens['overall']['uar']:.4f}, ECE {ens['ece']:.4f}")
 
 
 def _fmt(mean: float | None, std: float | None) -> str:

@@ -25,7 +25,7 @@ from epir_core.checkpoint import save_checkpoint
 from epir_core.errors import DeviceUnavailable
 from epir_core.exit_codes import ExitCode
 from epir_core.files import write_text_atomic
-from epir_core.provenance import versions
+from epir_core.provenance import git_commit, versions
 from epir_core.runtime import resolve_device
 from train.config import TrainConfig
 from train.data.sampleset import SampleSet
@@ -34,11 +34,14 @@ from train.folds import Fold, group_folds
 from train.report import (
     build_report,
     draw_confusion,
+    draw_reliability,
     fold_record,
     print_table,
     write_predictions,
 )
 from train.runs import RunFolder
+
+FOLD_CALIBRATION = "NLL-fitted on this fold's inner-validation subjects (never the held-out subject)"
 
 
 def fail(console: Console, message: str, code: ExitCode) -> NoReturn:
@@ -91,6 +94,7 @@ def run_folds(
     """Train every unfinished fold, a group at a time; each group is on disk (and `after_group` has
     refreshed the reports) before the next starts."""
     todo = {s: [f for f in folds if not folder.is_done(s, f.subject)] for s, folds in plan.items()}
+    commit = git_commit()[0]  # the code that trains these folds (a resumed run may mix commits)
     # Batching folds pays on a GPU (one launch serves G folds); on the CPU it measured no faster,
     # and single folds make the finest resume unit.
     size = group_size or (1 if device.type == "cpu" else max(map(len, todo.values()), default=1) or 1)
@@ -117,7 +121,8 @@ def run_folds(
                     progress.update(task, completed=done_before)
                     console.print(f"out of GPU memory with {len(group)} folds at once: retrying with {size}")
                     continue
-                info = {"id": group[0].subject, "folds": len(group), "epochs": cfg.epochs, "seconds": round(seconds, 2), "device": describe_device(device)}
+                info = {"id": group[0].subject, "folds": len(group), "epochs": cfg.epochs, "seconds": round(seconds, 2),
+                        "device": describe_device(device), "git_commit": commit}
                 _save_group(folder, samples, cfg, seed, outcomes, info, checkpoints)
                 after_group()
                 finished = {f.subject for f in group}
@@ -160,6 +165,7 @@ def _save_group(folder: RunFolder, samples: SampleSet, cfg: TrainConfig, seed: i
                 "selection": cfg.selection,
                 "selected_epoch": o.selected_epoch,
                 "train": cfg.to_dict(),
+                "calibration": {"temperature": o.temperature, "how": FOLD_CALIBRATION if cfg.calibrate else "none: T = 1"},
             }
             model = fold_model(cfg, len(samples.class_names), o.state_dict)
             save_checkpoint(folder.checkpoint_path(seed, o.fold.subject), model, samples.class_names, samples.recipe, meta, half=True)
@@ -170,17 +176,27 @@ def _save_group(folder: RunFolder, samples: SampleSet, cfg: TrainConfig, seed: i
 def write_outputs(
     folder: RunFolder, samples: SampleSet, spec: dict, plan: dict[int, list[Fold]], facts: dict, console: Console, quiet: bool
 ) -> dict | None:
-    """report.json, predictions.csv and confusion.png from the finished folds; None when none is."""
+    """The run's report files from its finished folds; None when none is. facts: {"run": ..., "versions": ...}."""
     subjects = [f.subject for f in next(iter(plan.values()))]
     records = folder.fold_records(list(plan), subjects)
     if not records:
         return None
-    extra = {"run": facts, "versions": versions()}
-    report = build_report(records, samples.class_names, spec, sum(map(len, plan.values())), extra)
-    write_text_atomic(folder.path / "report.json", json.dumps(report, indent=1))
-    write_predictions(folder.path / "predictions.csv", records, samples.class_names, report["selection"])
+    total = sum(map(len, plan.values()))
+    return write_report_files(folder.path, records, samples.class_names, spec, total, facts, console, quiet)
+
+
+def write_report_files(
+    path: Path, records: list[dict], class_names: tuple[str, ...], spec: dict, folds_total: int, extra: dict,
+    console: Console, quiet: bool,
+) -> dict:
+    """report.json, predictions.csv, confusion.png and reliability.png from fold records. extra:
+    facts for report.json, with "versions" (epir_core.provenance.versions) taken when the work began."""
+    report = build_report(records, class_names, spec, folds_total, extra)
+    write_text_atomic(path / "report.json", json.dumps(report, indent=1))
+    write_predictions(path / "predictions.csv", records, class_names, report["selection"])
     title = f"{spec['protocol']} {spec.get('database') or ''} selection={report['selection']}" + (" ORACLE (test-set selection)" if report["oracle"] else "")
-    draw_confusion(folder.path / "confusion.png", np.array(report["confusion"]), samples.class_names, title)
+    draw_confusion(path / "confusion.png", np.array(report["confusion"]), class_names, title)
+    draw_reliability(path / "reliability.png", records, title)
     if not quiet:
         print_table(report, console)
     return report
