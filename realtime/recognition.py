@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
+from epir_core.calibration import calibrated_probabilities
 from epir_core.model.explain import input_cells
 from epir_core.preprocess import Face, FaceBox, InputRecipe, make_model_input
 from epir_core.preprocess.align import alignment_matrix
@@ -47,8 +48,9 @@ class Recognizer:
     each named by the face region nearest its centre in the aligned input."""
 
     def __init__(self, backend: Backend, class_names: tuple[str, ...], recipe: InputRecipe, locator,
-                 explain: Callable[[np.ndarray], np.ndarray] | None = None):
+                 explain: Callable[[np.ndarray], np.ndarray] | None = None, temperature: float = 1.0):
         self.backend, self.class_names, self.recipe, self.locator = backend, class_names, recipe, locator
+        self.temperature = temperature  # the checkpoint's calibration: probabilities are softmax(logits / T)
         self.explain = explain
         self._centres = region_centres()  # where each face region sits in an aligned input
 
@@ -69,8 +71,7 @@ class Recognizer:
                 x0, y0, x1, y1 = cell["box"]
                 cell["name"] = region_of((x0 + x1) / 2, (y0 + y1) / 2, self._centres)
         t4 = time.perf_counter()
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
+        probs = calibrated_probabilities(logits, self.temperature)
         best = int(probs.argmax())
         return Recognition(
             label=self.class_names[best],

@@ -181,7 +181,8 @@ class Run:
             self.overlay = Overlay(source.fps) if show or self.outputs.annotate else None
             self.locator = FaceLocator(min_face_px=config.tracker.min_face_px)
             ckpt = analyzer.checkpoint
-            recognizer = Recognizer(analyzer.backend, ckpt.class_names, ckpt.recipe, self.locator, analyzer.explain)
+            recognizer = Recognizer(analyzer.backend, ckpt.class_names, ckpt.recipe, self.locator, analyzer.explain,
+                                    ckpt.temperature)
             self.pipeline = LivePipeline(config, source.fps, recognizer)
             self.window = Window() if show else None
         except BaseException as e:  # the outputs exist: they are closed and say why the run never started

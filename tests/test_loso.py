@@ -283,7 +283,7 @@ def test_results_table_pick_select_and_a_fit_from_a_run(shared_data, tmp_path):
     lines = [line for line in table.read_text().splitlines() if line.startswith("| ")][2:]  # after header and rule
     assert [line.split(" | ")[0].removeprefix("| ") for line in lines] == ["plain", "flip", "selected"]
     assert "flip=True" in lines[1] and "inner-val" in lines[2]
-    assert runner.invoke(results.app, ["select", str(runs[0]), "--out", str(runs[1])]).exit_code == 3  # a LOSO run
+    assert runner.invoke(results.app, ["select", str(runs[0]), "--out", str(runs[1])]).exit_code == 6  # a LOSO run
 
     model = tmp_path / "model.pt"
     fitted = runner.invoke(fit.app, ["--data", str(shared_data), "--out", str(model), "--device", "cpu", "--recipe-from", str(runs[1])])

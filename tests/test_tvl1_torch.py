@@ -11,7 +11,7 @@ from epir_core.preprocess import FarnebackParams, InputRecipe, TVL1Params, compu
 from epir_core.preprocess import flow as flow_module
 from epir_core.preprocess import tvl1_torch
 from epir_core.preprocess.synthetic import Warp, synthetic_pair
-from tests.fixtures_data import FACE
+from tests.fixtures_data import face_frame
 
 # Fewer iterations than the recipe's keep the test short. With the full budget OpenCV's stopping rule
 # makes TV-L1 chaotic on some pairs: 1e-4 grey levels of noise on the input move OpenCV's own output as
@@ -21,7 +21,7 @@ PARAMS = TVL1Params(warps=2, inner_iterations=5, outer_iterations=2)
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[np.ndarray, np.ndarray]:
-    face = cv2.resize(cv2.imread(str(FACE), cv2.IMREAD_GRAYSCALE), (140, 170), interpolation=cv2.INTER_AREA)
+    face = cv2.resize(cv2.cvtColor(face_frame(), cv2.COLOR_BGR2GRAY), (140, 170), interpolation=cv2.INTER_AREA)
     return synthetic_pair(face, Warp(cx=0.32, cy=0.75, dx=1.8, dy=-1.2), np.random.default_rng(0))
 
 
