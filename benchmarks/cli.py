@@ -75,7 +75,9 @@ def main(
         # Libraries that print (ptflops, exporters) must not corrupt the JSON on stdout.
         with redirect_stdout(sys.stderr), Status("starting", console=err) as status:
             if spotting:
-                record = spotting_record(data_root, quick, set_threads(threads), lambda msg: status.update(msg))
+                # The scenarios animate many composite faces where the data is (else the shipped portrait).
+                record = spotting_record(data_root or default_data_root(), quick, set_threads(threads),
+                                         lambda msg: status.update(msg))
             else:
                 record = run_benchmark(cfg, data_root, lambda msg: status.update(msg))
     except KeyboardInterrupt:

@@ -52,11 +52,14 @@ def check_goals(record: dict) -> list[dict]:
 
 
 def _latency_reason(e2e: dict) -> str | None:
-    """Split the latency: the spotter must see frames past the apex before it can call an event."""
+    """Split the latency: the spotter must see frames past the apex before it can call an event, and
+    the event's input (started on the candidate apex) overlaps that wait."""
     if not e2e["recognise_ms"]:
         return e2e["reason"]
-    return (f"recognition (face box + event input + model) {e2e['recognise_ms']['median_ms']:.1f} ms; "
-            "the rest is the spotter waiting for frames after the apex")
+    split = e2e["latency_split_ms"]
+    return (f"medians: spotting wait {split['spotting_wait']['median_ms']:.0f} ms, input (face mesh + flow, "
+            f"started on the candidate apex) {split['input']['median_ms']:.0f} ms, model "
+            f"{split['model']['median_ms']:.1f} ms; label {e2e['recognise_ms']['median_ms']:.0f} ms after the spot")
 
 
 def _best(goal, rows: list[dict], none_reason: str) -> dict:

@@ -38,6 +38,9 @@ class LiveConfig:
     # Events waiting for recognition; each holds three frames. One spotted while this many wait is
     # dropped and counted (LivePipeline.dropped_events), so memory stays flat when recognition lags.
     max_pending: int = 4
+    # Start an event's input (face mesh, flow) as soon as the spotter has a candidate apex, instead
+    # of when it confirms the event; the label is the same, only earlier.
+    early_input: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class LivePipeline:
         self.events: list[Event] = []
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epir-recognise")
         self._pending: deque[Future] = deque()
+        self._early: tuple[tuple[int, int], Future] | None = None  # ((onset, apex), prepare job) of the candidate
         self.failures: list[str] = []
         self.dropped_events = 0
 
@@ -129,13 +133,16 @@ class LivePipeline:
         else:
             spot = self.spotter.update(frame.index, grey, tracked)
         self._frames.append((frame, tracked))
+        self._start_early_input()
         if spot is not None and len(self._pending) >= self.config.max_pending:
             self.dropped_events += 1
         elif spot is not None:
             frames = {f.index: (f, t) for f, t in self._frames}
             pair = tuple(frames[i][0] for i in (spot.onset, spot.apex, spot.offset))
             onset_face = frames[spot.onset][1]
-            self._pending.append(self._worker.submit(self._recognise, spot, pair, onset_face, time.perf_counter()))
+            early = self._early[1] if self._early and self._early[0] == (spot.onset, spot.apex) else None
+            self._early = None
+            self._pending.append(self._worker.submit(self._recognise, spot, pair, onset_face, time.perf_counter(), early))
         t3 = time.perf_counter()
         events = self._collect(wait=self.config.wait_for_labels)
         ms = {"grey": t1 - t0, "track": t2 - t1, "spot": t3 - t2, "total": time.perf_counter() - t0}
@@ -166,10 +173,27 @@ class LivePipeline:
         self.events += events
         return events
 
+    def _start_early_input(self) -> None:
+        """A new candidate (onset, apex) from the spotter: prepare its input on the worker now. An
+        earlier candidate's job that has not started yet is cancelled: the apex moved."""
+        candidate = getattr(self.spotter, "candidate", None)
+        if not self.config.early_input or candidate is None or (self._early and self._early[0] == candidate):
+            return
+        if self._early is not None:
+            self._early[1].cancel()
+        frames = {f.index: (f, t) for f, t in self._frames}
+        (onset, tracked), (apex, _) = frames[candidate[0]], frames[candidate[1]]
+        self._early = candidate, self._worker.submit(self.recognizer.prepare, onset.image, apex.image, tracked.face)
+
     def _recognise(self, spot: Spot, frames: tuple[Frame, Frame, Frame], tracked: TrackedFace,
-                   spotted: float) -> Event:
+                   spotted: float, early: Future | None) -> Event:
         onset, apex, offset = frames
-        result = self.recognizer(onset.image, apex.image, tracked.face)
+        # The worker runs jobs in order, so a prepare job of this event has finished (or was cancelled).
+        if early is not None and not early.cancelled():
+            prepared = early.result()
+        else:
+            prepared = self.recognizer.prepare(onset.image, apex.image, tracked.face)
+        result = self.recognizer.classify(prepared)
         done = time.perf_counter()
         latency = {"spot": (spotted - apex.arrival) * 1e3, **result.ms, "frame_to_label": (done - apex.arrival) * 1e3}
         return Event(

@@ -12,8 +12,7 @@ import numpy as np
 from epir_core.errors import FaceTooSmallError, NoFaceError
 from epir_core.calibration import calibrated_probabilities
 from epir_core.model.explain import input_cells
-from epir_core.preprocess import Face, FaceBox, InputRecipe, make_model_input
-from epir_core.preprocess.align import alignment_matrix
+from epir_core.preprocess import Face, FaceBox, InputRecipe, crop_matrix, make_model_input
 from epir_core.preprocess.regions import region_centres, region_of
 from epir_core.runtime import Backend
 
@@ -33,12 +32,17 @@ def input_to_frame(recipe: InputRecipe, face: Face) -> np.ndarray:
     """2 x 3 affine map from a point of the model input, in fractions of its side, to frame pixels:
     the inverse of how crop_pair cuts `face` out of the frame. It puts an event's regions (boxes in
     fractions of the input) back on the face."""
-    h, w = recipe.crop_height, recipe.crop_width
-    if recipe.align == "similarity":
-        to_crop = alignment_matrix(face.landmarks, np.array(recipe.template), h, w)
-        return cv2.invertAffineTransform(to_crop) @ np.diag([w, h, 1.0])
-    crop = face.box.scaled(aspect=w / h, margin=recipe.face_margin)
-    return np.array([[crop.width, 0.0, crop.x], [0.0, crop.height, crop.y]])
+    to_crop = crop_matrix(face, recipe)
+    return cv2.invertAffineTransform(to_crop) @ np.diag([recipe.crop_width, recipe.crop_height, 1.0])
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """An event's model input before the model: the onset face it was cut from and what it cost."""
+
+    face: Face
+    x: np.ndarray  # 3 x 28 x 28 float32
+    ms: dict[str, float]  # locate, input
 
 
 class Recognizer:
@@ -55,6 +59,11 @@ class Recognizer:
         self._centres = region_centres()  # where each face region sits in an aligned input
 
     def __call__(self, onset_bgr: np.ndarray, apex_bgr: np.ndarray, tracked: Face) -> Recognition:
+        return self.classify(self.prepare(onset_bgr, apex_bgr, tracked))
+
+    def prepare(self, onset_bgr: np.ndarray, apex_bgr: np.ndarray, tracked: Face) -> PreparedInput:
+        """The slow part (face mesh, the recipe's flow): the live app may start it before the event
+        is confirmed, and classify() then gives exactly the label a call would have."""
         t0 = time.perf_counter()
         try:
             face = self.locator.locate(onset_bgr)
@@ -62,7 +71,11 @@ class Recognizer:
             face = tracked
         t1 = time.perf_counter()
         x = make_model_input(onset_bgr, apex_bgr, self.recipe, face)  # 3 x 28 x 28 float32
+        return PreparedInput(face, x, {"locate": (t1 - t0) * 1e3, "input": (time.perf_counter() - t1) * 1e3})
+
+    def classify(self, prepared: PreparedInput) -> Recognition:
         t2 = time.perf_counter()
+        x, face = prepared.x, prepared.face
         logits = self.backend(x[None]).astype(np.float64)[0]  # C
         t3 = time.perf_counter()
         regions = input_cells(self.explain(x)) if self.explain else []
@@ -78,8 +91,7 @@ class Recognizer:
             probs={name: round(float(p), 4) for name, p in zip(self.class_names, probs)},
             confidence=round(float(probs[best]), 4),
             box=face.box,
-            ms={"locate": (t1 - t0) * 1e3, "input": (t2 - t1) * 1e3, "inference": (t3 - t2) * 1e3,
-                "explain": (t4 - t3) * 1e3},
+            ms={**prepared.ms, "inference": (t3 - t2) * 1e3, "explain": (t4 - t3) * 1e3},
             regions=regions,
             to_frame=tuple(tuple(round(float(v), 3) for v in row) for row in input_to_frame(self.recipe, face)),
         )

@@ -146,6 +146,7 @@ class Spotter:
         self._run: list[tuple[int, float, np.ndarray]] = []  # (frame, score, z per region) above threshold
         self._below = 0  # frames below threshold since the run's last frame above it
         self._dropping = False  # a run grew too long: wait for the score to fall before the next
+        self.candidate: tuple[int, int] | None = None  # (onset, apex) of the open run's maximum so far
         self.region_motion = np.full(len(REGION_NAMES), np.nan)  # s of the latest frame, face widths
         self.score = float("nan")  # max z of the latest scored frame (k frames back)
         self.threshold = float("nan")  # inf during warm-up
@@ -187,19 +188,34 @@ class Spotter:
                 self._run.append((j, self.score, z))
                 if self._run[-1][0] - self._run[0][0] >= self.max_run:
                     self._run, self._dropping = [], True  # talking, a held change: not a micro-expression
+                    self.candidate = None
+                else:
+                    self._propose()
             return None
         self._below += 1
         if self._below < self.bridge:
+            self._propose()
             return None
         self._dropping = False
-        run, self._run = self._run, []
+        run, self._run, self.candidate = self._run, [], None
         if not run:
             return None
         apex, peak, z_apex = max(run, key=lambda item: item[1])
         order = np.argsort(-z_apex)
         regions = tuple(REGION_NAMES[r] for r in order if z_apex[r] > self.threshold)
-        onset, offset = self._bounds(apex, int(order[0]))
-        return Spot(onset, apex, offset, peak, self.threshold, regions)
+        return Spot(self._onset(apex, int(order[0])), apex, self._offset(apex, int(order[0])), peak,
+                    self.threshold, regions)
+
+    def _propose(self) -> None:
+        """Once the score has fallen from the open run's maximum, that maximum is the likely apex:
+        `candidate` (onset, apex) lets the live app start the event's input before the run ends.
+        Not on the rising edge, where each frame would be a new candidate and its work wasted."""
+        if not self._run:
+            return
+        apex, peak, z = max(self._run, key=lambda item: item[1])
+        if self._run[-1][0] != apex or self._below:  # fallen, within the run or below threshold
+            if self.candidate is None or self.candidate[1] != apex:
+                self.candidate = (self._onset(apex, int(np.argmax(z))), apex)
 
     def _returned(self, j: int, c: np.ndarray) -> np.ndarray:
         """Per region: are frames j-k and j+k (the newest) alike, as around a brief expression? A
@@ -208,22 +224,25 @@ class Spotter:
         across = region_motion(np.nan_to_num(residual_motion(before, after, REGION_POINTS)))
         return across < self.config.returned * c
 
-    def _bounds(self, apex: int, region: int) -> tuple[int, int]:
-        """Onset: the last frame in [apex-k, apex) whose motion to the apex, on the region that moved
-        most, is still at least bound_fraction of frame apex-k's; offset likewise after the apex, up
-        to 2k later or the newest frame (an expression may fall more slowly than it rose)."""
+    def _motion_to(self, apex: int, region: int):
+        """frame index -> median motion of the region's landmarks between that frame and the apex."""
         frames = {f.index: f for f in self._frames}
         points = REGION_POINTS[REGION_OF_POINT == region]
-        latest = self._frames[-1].index
+        return lambda j: float(np.nanmedian(residual_motion(frames[j], frames[apex], points)))
 
-        def motion(j: int) -> float:
-            return float(np.nanmedian(residual_motion(frames[j], frames[apex], points)))
+    def _last_neutral(self, motion, candidates: range, side: int) -> int:
+        """The first of `candidates` (walking away from the apex) whose motion to the apex is at
+        least bound_fraction of `side`'s: where the expression has not yet begun (or has ended)."""
+        bar = self.config.bound_fraction * motion(side)
+        return next((j for j in candidates if motion(j) >= bar), side)
 
-        def last_neutral(candidates: range, side: int) -> int:
-            bar = self.config.bound_fraction * motion(side)
-            return next((j for j in candidates if motion(j) >= bar), side)
+    def _onset(self, apex: int, region: int) -> int:
+        """In [apex-k, apex), on the region that moved most. It needs no frame after the apex, so
+        the same onset is known as soon as the apex is (the live app's early start relies on it)."""
+        return self._last_neutral(self._motion_to(apex, region), range(apex - 1, apex - self.k, -1), apex - self.k)
 
-        onset = last_neutral(range(apex - 1, apex - self.k, -1), apex - self.k)
-        end = min(latest, apex + 2 * self.k)
-        offset = last_neutral(range(apex + 1, end), end)
-        return onset, offset
+    def _offset(self, apex: int, region: int) -> int:
+        """After the apex, up to 2k later or the newest frame (an expression may fall more slowly
+        than it rose)."""
+        end = min(self._frames[-1].index, apex + 2 * self.k)
+        return self._last_neutral(self._motion_to(apex, region), range(apex + 1, end), end)

@@ -154,8 +154,9 @@ def _row(backend: str, median: float | None, status: str = "ok", reason: str | N
 
 
 def test_goals_take_the_fastest_backend_and_report_margins():
-    e2e = {"fps_sustained": 75.0, "apex_to_label_ms": {"median_ms": 80.0}, "recognise_ms": {"median_ms": 30.0},
-           "reason": None}
+    split = {"spotting_wait": {"median_ms": 250.0}, "input": {"median_ms": 240.0}, "model": {"median_ms": 4.0}}
+    e2e = {"fps_sustained": 75.0, "apex_to_label_ms": {"median_ms": 280.0}, "recognise_ms": {"median_ms": 30.0},
+           "latency_split_ms": split, "reason": None}
     record = {"environment": {"threads": {"torch": 2}}, "model": {"latency": [_row("torch", 12.0), _row("onnx", 4.0),
                                     _row("tensorrt", None, "skipped", "TensorRT needs a CUDA device")]},
               "pipeline": {"end_to_end": e2e}}
@@ -163,7 +164,8 @@ def test_goals_take_the_fastest_backend_and_report_margins():
     assert (model["status"], model["measured"], model["margin"]) == ("met", 4.0, 1.0)
     assert model["reason"] == "onnx fp32, 2 thread(s)"
     assert (fps["status"], fps["margin"]) == ("met", 15.0)
-    assert (latency["status"], latency["margin"]) == ("missed", -30.0) and "recognition" in latency["reason"]
+    assert (latency["status"], latency["margin"]) == ("missed", -30.0)
+    assert "spotting wait 250 ms" in latency["reason"] and "input" in latency["reason"]
     assert trt["status"] == "not_measured" and trt["reason"] == "TensorRT needs a CUDA device"
 
 

@@ -361,3 +361,17 @@ def test_a_videos_folder_that_is_missing_or_has_no_video_exits_3(tmp_path):
     for folder in (tmp_path / "none", tmp_path / "empty"):
         result = live("--videos", str(folder), "--output", str(tmp_path / "out"))
         assert result.exit_code == ExitCode.SOURCE and len(error_lines(result)) == 1
+
+
+def test_an_early_input_gives_the_label_of_the_confirmed_event(clips, checkpoint):
+    """The event's input started on the spotter's candidate apex gives exactly the event, label and
+    probabilities of the input made once the event is confirmed."""
+    from realtime import analyze_video
+    from realtime.pipeline import LiveConfig
+
+    early = analyze_video(clips["event"].path, model=checkpoint, backend="torch", progress=False)
+    late = analyze_video(clips["event"].path, model=checkpoint, backend="torch", progress=False,
+                         config=LiveConfig(early_input=False))
+    assert len(early) == 1
+    strip = lambda e: {k: v for k, v in e.to_dict().items() if k != "latency_ms"}  # noqa: E731
+    assert [strip(e) for e in early] == [strip(e) for e in late]

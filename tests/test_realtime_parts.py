@@ -143,19 +143,24 @@ def test_recognition_queue_is_bounded_and_counts_dropped_events():
     release = threading.Event()
     tracked = TrackedFace(Face(FaceBox(0, 0, 8, 8)), np.eye(2, 3), track=1)
 
-    def slow_recognizer(onset, apex, face):
-        release.wait()
-        return Recognition("positive", {"positive": 1.0}, 1.0, face.box, {})
+    class SlowRecognizer:  # the recognizer's interface, stuck in prepare until released
+        def prepare(self, onset, apex, face):
+            release.wait()
+            return face
+
+        def classify(self, face):
+            return Recognition("positive", {"positive": 1.0}, 1.0, face.box, {})
 
     class EverySpot:  # the spotter's interface: a spot (onset = apex = offset) on every frame
         score = threshold = 0.0
         region_motion = np.zeros(3)
         history_frames = 4
+        candidate = None
 
         def update(self, index, grey, tracked):
             return SimpleNamespace(onset=index, apex=index, offset=index, score=1.0, threshold=0.5, regions=())
 
-    pipeline = LivePipeline(LiveConfig(max_pending=2), 30.0, slow_recognizer)
+    pipeline = LivePipeline(LiveConfig(max_pending=2), 30.0, SlowRecognizer())
     pipeline.spotter = EverySpot()
     pipeline.tracker.update = lambda grey, image: tracked
     for i in range(10):
