@@ -86,7 +86,7 @@ def make_pairs(faces_dir: Path, n: int, seed: int = 0):
 
 def _warp_in_input(warp: Warp, face: Face, recipe: InputRecipe, shape: tuple[int, int]) -> tuple[float, float, float]:
     """The bump's centre in 28x28 input coordinates (col, row), and input pixels per frame pixel."""
-    m = crop_matrix(face, recipe) * recipe.size / recipe.crop_width  # frame -> input (crops keep the aspect)
+    m = np.diag([recipe.size / recipe.crop_width, recipe.size / recipe.crop_height]) @ crop_matrix(face, recipe)  # frame -> input
     col, row = m[:, :2] @ (warp.cx * shape[1], warp.cy * shape[0]) + m[:, 2]
     return col, row, float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
 

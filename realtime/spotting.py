@@ -32,7 +32,7 @@ from epir_core.preprocess.regions import REGION_NAMES, REGION_OF_POINT, REGION_P
 from realtime.tracking import TrackedFace, apply, compose
 
 LK_WINDOW = (15, 15)  # px at the frame's resolution; the face's texture is finer than this
-LK_LEVELS = 2
+LK_LEVELS = 1  # pyramid levels above the frame: the head motion is already in the starting guess
 MAX_MOTION = 0.05  # face widths: no micro-expression moves a point this far (13 px on a 260 px face)
 # Landmarks that no micro-expression moves much (eye corners, lower nose bridge and tip, the face's
 # sides): the head's similarity between two frames is fitted on them. Forehead and the bridge

@@ -23,9 +23,9 @@ from epir_core.preprocess.face import Face, Roi
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    refresh_s: float = 0.5  # face mesh re-fitted in the tracked region (about 6 ms)
+    refresh_s: float = 1.0  # face mesh re-fitted in the tracked region (about 6 ms)
     redetect_s: float = 2.0  # full detection (about 8 ms) checks that the face is still there
-    max_points: int = 80
+    max_points: int = 60
     min_points: int = 12  # fewer inliers than this = the face is lost
     ransac_px: float = 1.0  # a point further than this from the rigid motion is an outlier
     min_face_px: int = 48

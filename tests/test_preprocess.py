@@ -75,7 +75,7 @@ def test_model_input_recovers_the_warp(pair_and_box, recipe):
     assert np.allclose(x.min(axis=(1, 2)), 0) and np.allclose(x.max(axis=(1, 2)), 1)
     assert np.allclose(x * 255, np.round(x * 255), atol=1e-4)  # 8-bit levels, as the composite PNGs
     # Where the warp is, in input pixels; it moves right (u > 0) and up (v < 0).
-    to_input = crop_matrix(box, recipe) * 28 / recipe.crop_width
+    to_input = np.diag([28 / recipe.crop_width, 28 / recipe.crop_height]) @ crop_matrix(box, recipe)
     col, row = to_input[:, :2] @ (MOTION.cx * onset.shape[1], MOTION.cy * onset.shape[0]) + to_input[:, 2]
     near = np.hypot(*(np.mgrid[0:28, 0:28] - np.array([row, col])[:, None, None])) <= 4
     assert x[0][near].mean() > np.median(x[0]) + 0.1

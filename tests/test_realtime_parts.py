@@ -200,7 +200,7 @@ def test_input_to_frame_of_a_box_recipe_spans_the_crop_of_the_box():
     face = Face(FaceBox(100, 50, 120, 140))
     crop = face.box.scaled(aspect=recipe.crop_width / recipe.crop_height, margin=0.1)
     corners = np.array([[0, 0, 1], [1, 1, 1]]) @ input_to_frame(recipe, face).T
-    assert corners.tolist() == [[crop.x, crop.y], [crop.x + crop.width, crop.y + crop.height]]
+    assert np.allclose(corners, [[crop.x, crop.y], [crop.x + crop.width, crop.y + crop.height]])
 
 
 def test_overlay_outlines_the_latest_events_regions_on_the_face_for_a_while():

@@ -31,8 +31,8 @@ def crop_matrix(face: Face, recipe: InputRecipe) -> np.ndarray:
             raise FlowError("the recipe aligns faces by their landmarks, and this face has none")
         return alignment_matrix(face.landmarks, np.array(recipe.template), recipe.crop_height, recipe.crop_width)
     region = face.box.scaled(aspect=recipe.crop_width / recipe.crop_height, margin=recipe.face_margin)
-    scale = recipe.crop_width / region.width
-    return np.array([[scale, 0.0, -scale * region.x], [0.0, scale, -scale * region.y]])
+    sx, sy = recipe.crop_width / region.width, recipe.crop_height / region.height  # as crop_face resizes
+    return np.array([[sx, 0.0, -sx * region.x], [0.0, sy, -sy * region.y]])
 
 
 def crop_pair(onset_bgr: np.ndarray, apex_bgr: np.ndarray, recipe: InputRecipe,
