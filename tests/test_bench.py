@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from epir_core.provenance import package_version
 from benchmarks.config import make_config
 from benchmarks.goals import MODEL_CPU, PIPELINE_FPS, REFERENCE
 from benchmarks.record import SCHEMA_VERSION, check_goals
@@ -60,7 +61,7 @@ def test_quick_run_record_has_every_field_with_its_type(quick_run):
                        "threads": dict, "opencv_cuda_devices": int, "load_average_1m": float})
     _check_types(env, {"git_commit": str, "git_dirty": bool, "gpu": str, "cuda": str, "memory_gb": float},
                  nullable=True)
-    assert env["threads"]["torch"] == 1 and env["versions"]["torch"] == torch.__version__
+    assert env["threads"]["torch"] == 1 and env["versions"]["torch"] == package_version("torch")  # the installed distribution
     assert env["gpu"] is None
 
     model = record["model"]

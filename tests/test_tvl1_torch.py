@@ -36,6 +36,13 @@ def _correlations(a: np.ndarray, b: np.ndarray) -> list[float]:
     return [np.corrcoef(a[c].ravel(), b[c].ravel())[0, 1] for c in range(len(a))]
 
 
+# The port reproduces OpenCV 4.x's arithmetic (its bicubic remap table, its resize weights);
+# OpenCV 5, which pip takes on Python 3.13, computes both differently.
+OPENCV_4 = pytest.mark.skipif(int(cv2.__version__.split(".")[0]) >= 5,
+                              reason=f"the port follows OpenCV 4.x's remap and resize; this is OpenCV {cv2.__version__}")
+
+
+@OPENCV_4
 def test_torch_port_matches_opencv_after_the_recipe(pair):
     reference = _opencv(*pair, PARAMS)
     ours = compute_flow(*pair, PARAMS, backend="torch")
@@ -53,6 +60,7 @@ def test_each_pair_of_a_batch_stops_on_its_own(pair):
     np.testing.assert_allclose(batch[1], tvl1_torch.tvl1_flow(onset, apex, PARAMS), atol=1e-4)
 
 
+@OPENCV_4
 def test_remap_and_median_are_opencvs():
     rng = np.random.default_rng(1)
     image = (rng.random((40, 30)) * 255).astype(np.float32)
