@@ -28,6 +28,8 @@ from rich.table import Table
 
 from epir_core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
 from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
+from realtime.sources import read_video
+from train.data.composite import COMPOSITE_DIR, read_flow
 from epir_core.exit_codes import ExitCode
 from epir_core.paths import data_root as default_data_root
 
@@ -38,10 +40,7 @@ STABILITY_SPAN = 5  # apex candidates: the best-matching frame and this many on 
 
 def composite_input(data_root: Path, name: str) -> np.ndarray:
     """The composite's flow of a sample as model input: 3 x 28 x 28 in [0, 1], (u, v, strain)."""
-    image = cv2.imread(str(data_root / "megc2019_composite" / "flow_uvs_28" / f"{name}.png"))
-    if image is None:
-        raise FileNotFoundError(f"no composite flow {name}.png under {data_root}")
-    return image[..., ::-1].transpose(2, 0, 1).astype(np.float32) / 255  # BGR file = (strain, v, u)
+    return read_flow(data_root / COMPOSITE_DIR / "flow_uvs_28" / f"{name}.png")
 
 
 def correlation(x: np.ndarray, reference: np.ndarray) -> list[float]:
@@ -88,11 +87,7 @@ def exact_crops(data_root: Path, recipe: InputRecipe, label) -> list[dict]:
 
 def raw_clip(data_root: Path, recipe: InputRecipe, label, locator: FaceLocator) -> dict:
     """The live path on the raw clip: first frame as onset, each later frame as apex."""
-    capture = cv2.VideoCapture(str(data_root / RAW_CLIP))
-    frames = []
-    while (frame := capture.read()[1]) is not None:
-        frames.append(frame)
-    capture.release()
+    frames = read_video(data_root / RAW_CLIP)
     if not frames:
         return {"status": f"{data_root / RAW_CLIP} is missing or unreadable"}
     reference = composite_input(data_root, "sub01_EP02_01f")

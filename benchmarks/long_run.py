@@ -26,15 +26,12 @@ from epir_core.provenance import REPO_ROOT
 
 def make_long_clip(path: Path, frames: int, width: int, height: int) -> None:
     from realtime.demo_clip import ClipSpec, make_clip
+    from realtime.sources import read_video
 
     short = path.with_name("cycle.mp4")
     spec = ClipSpec(width=width, height=height, face_px=height // 2, seconds=1000 / 30, onset=None, drift_px_s=(2.0, 1.0))
     make_clip(short, spec)
-    cap = cv2.VideoCapture(str(short))
-    cycle = []
-    while (frame := cap.read()[1]) is not None:
-        cycle.append(frame)
-    cap.release()
+    cycle = read_video(short)
     cycle += cycle[-2:0:-1]  # back again: the last frame of a cycle is next to its first
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
     if not writer.isOpened():

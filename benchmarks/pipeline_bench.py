@@ -20,6 +20,7 @@ from benchmarks import live_bench
 from benchmarks.config import BenchConfig
 from benchmarks.live_bench import StageSkipped, TestClip
 from benchmarks.timing import Stats, time_callable, time_samples
+from realtime.sources import read_video
 from epir_core.runtime import first_line
 
 
@@ -35,7 +36,7 @@ def bench_pipeline(cfg: BenchConfig, data_root: Path | None, workdir: Path, prog
     progress("writing the synthetic clip")
     try:
         clip = live_bench.make_test_clip(cfg, data_root, workdir)
-        frames = _read_frames(clip)  # each 480 x 640 x 3 uint8 BGR
+        frames = read_video(clip.path)  # each 480 x 640 x 3 uint8 BGR
         if not frames:
             raise OSError(f"OpenCV wrote {clip.path.name} but cannot read it back")
     except Exception as e:  # without a clip no stage can run; the model results are still kept
@@ -92,15 +93,6 @@ def _stage_row(stage: Stage, progress: Callable[[str], None]) -> dict:
     except Exception as e:  # e.g. NoFaceError on the clip: a "failed" row, and the other stages still run
         return row | dict.fromkeys(Stats.keys()) | {"status": "failed", "reason": first_line(e)}
     return row | stats.to_dict() | {"status": "ok", "reason": None}
-
-
-def _read_frames(clip: TestClip) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(clip.path))
-    frames = []
-    while (frame := cap.read()[1]) is not None:
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def _decode(clip: TestClip) -> Stats:

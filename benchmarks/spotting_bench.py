@@ -21,6 +21,8 @@ import numpy as np
 
 from benchmarks.spotting_scenarios import Scenario, distractor_clip, micro_clip
 from epir_core.errors import FaceTooSmallError, NoFaceError
+from realtime.sources import read_video
+from train.data.composite import COMPOSITE_DIR, composite_rows
 
 AMPLITUDES = (1.0, 2.0, 3.0, 4.0)
 REAL_CLIP = Path("real_frames") / "casme2_sub01_EP02_01f" / "raw_44f.avi"
@@ -43,21 +45,20 @@ class SpottingConfig:
 def load_faces(data_root: Path, count: int, locator) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, BGR face, 468 x 2 landmarks) of `count` composite apex faces of different subjects,
     spread over the three databases; the shipped astronaut face when the composite is absent."""
-    table = data_root / "megc2019_composite" / "samples.csv"
-    if table.is_file():
-        rows = [line.split(",") for line in table.read_text().splitlines()[1:]]
+    if (data_root / COMPOSITE_DIR / "samples.csv").is_file():
         by_subject = {}
-        for row in rows:
-            by_subject.setdefault((row[0], row[1]), row[5])
+        for row in composite_rows(data_root):
+            by_subject.setdefault((row["dataset"], row["sub"]), row["imagename"])
         picks = sorted(by_subject.items(), key=lambda kv: (list(by_subject).index(kv[0]) % 7, kv[0]))[:count]
-        paths = [data_root / "megc2019_composite" / "apex_face_224" / image for _, image in picks]
+        paths = [data_root / COMPOSITE_DIR / "apex_face_224" / image for _, image in picks]
+        images = [(path.stem, cv2.imread(str(path))) for path in paths]
     else:
-        from realtime.demo_clip import SHIPPED_FACE
+        from realtime.demo_clip import ASTRONAUT
 
-        paths = [SHIPPED_FACE]
+        picture, (x, y, side) = ASTRONAUT.load()
+        images = [(ASTRONAUT.path.stem, picture[y : y + side, x : x + side])]  # its face square, as a crop
     faces = []
-    for path in paths:
-        image = cv2.imread(str(path))
+    for name, image in images:
         if image is None:
             continue
         # The face is found in a frame-sized canvas, as it will be seen.
@@ -66,7 +67,7 @@ def load_faces(data_root: Path, count: int, locator) -> list[tuple[str, np.ndarr
             landmarks = locator.locate(canvas).landmarks - 100
         except (NoFaceError, FaceTooSmallError):
             continue
-        faces.append((path.stem, image, landmarks))
+        faces.append((name, image, landmarks))
     return faces
 
 
@@ -152,34 +153,34 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
     return summarise(rows, false_micro, false_distractor, distractor_s, costs, per_clip, real)
 
 
-def real_clip(data_root: Path, locator, progress: Callable[[str], None], fps: float = 200.0) -> dict:
-    """The raw CASME II clip with LEAD_S of still lead-in and 0.5 s of still tail (fresh noise)."""
-    path = data_root / REAL_CLIP
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+def padded_real_clip(data_root: Path, fps: float = 200.0) -> tuple[list[np.ndarray], int, int]:
+    """The raw CASME II clip with LEAD_S of still lead-in and 0.5 s of still tail, each still frame
+    with fresh sensor noise, as a camera would give them: (frames, first clip frame, clip length).
+    No frames when the clip is missing or unreadable."""
+    frames = read_video(data_root / REAL_CLIP)
     if not frames:
-        return {"status": "not_measured", "reason": f"{path} is missing or unreadable"}
-    progress("spotting: the real CASME II clip")
+        return [], 0, 0
     rng = np.random.default_rng(0)
 
     def still(frame: np.ndarray, seconds: float) -> list[np.ndarray]:
         return [np.clip(frame + rng.normal(0, 1.5, frame.shape), 0, 255).astype(np.uint8)
                 for _ in range(round(seconds * fps))]
 
-    lead = round(LEAD_S * fps)
-    clip = still(frames[0], LEAD_S) + frames + still(frames[-1], 0.5)
+    return still(frames[0], LEAD_S) + frames + still(frames[-1], 0.5), round(LEAD_S * fps), len(frames)
+
+
+def real_clip(data_root: Path, locator, progress: Callable[[str], None], fps: float = 200.0) -> dict:
+    """Spotting on padded_real_clip: is the clip's event found?"""
+    clip, lead, length = padded_real_clip(data_root, fps)
+    if not clip:
+        return {"status": "not_measured", "reason": f"{data_root / REAL_CLIP} is missing or unreadable"}
+    progress("spotting: the real CASME II clip")
     spots, track_ms, spot_ms = spot_frames(clip, fps, locator)
     cost = float(np.mean(np.add(track_ms, spot_ms)))
-    inside = [s for s in spots if lead <= s.apex < lead + len(frames)]
+    inside = [s for s in spots if lead <= s.apex < lead + length]
     return {
         "status": "found" if inside else "missed",
-        "clip_frames": (lead, lead + len(frames) - 1),
+        "clip_frames": (lead, lead + length - 1),
         "spots": [{"onset": s.onset, "apex": s.apex, "offset": s.offset, "score": round(s.score, 1),
                    "regions": list(s.regions)} for s in spots],
         "cost_ms_per_frame": round(cost, 3),

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from epir_core.preprocess.synthetic import warp_image
+from realtime.demo_clip import backdrop
 
 # Expression -> [(landmark indices of a bump's centre, unit displacement (dx, dy)), ...]
 EXPRESSIONS = {
@@ -127,19 +128,13 @@ def _fields(scenario: Scenario) -> dict[str, np.ndarray]:
     return out
 
 
-def _backdrop(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
-    blobs = cv2.GaussianBlur(rng.uniform(0, 255, (height // 8, width // 8, 3)).astype(np.float32), (0, 0), 2)
-    ramp = np.linspace(60, 140, width, dtype=np.float32)[None, :, None]
-    return np.clip(0.5 * cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC) + 0.5 * ramp, 0, 255)
-
-
 def render(scenario: Scenario, width: int = 640, height: int = 480) -> Iterator[np.ndarray]:
     """The scenario's frames, BGR uint8 H x W x 3, one at a time."""
     rng = np.random.default_rng(scenario.seed)
     px = scenario.face_px
     face = _padded(scenario.face, px)
     fields = _fields(scenario)
-    backdrop = _backdrop(width, height, rng)
+    background = backdrop(width, height, rng)
     phase = rng.uniform(0, 2 * math.pi, 3)
     for i in range(scenario.frames):
         t = i / scenario.fps
@@ -153,7 +148,7 @@ def render(scenario: Scenario, width: int = 640, height: int = 480) -> Iterator[
         side = face.shape[0]
         matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
         matrix[:, 2] += np.array([(width - side) / 2, (height - side) / 2]) + shift
-        frame = backdrop.copy()
+        frame = background.copy()
         cv2.warpAffine(moved, matrix, (width, height), dst=frame, flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_TRANSPARENT)
         gain = 1.0 + 0.05 * math.sin(2 * math.pi * t / 9.0) + sum(0.15 * _step(t - s, 0.3) for s in scenario.light_changes)

@@ -100,7 +100,7 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec(), face: Portrait = ASTRONAU
                      0.07 * spec.face_px / w).field(h, w)
                 for (mx, my), sign in zip(face.mouth, (-1.0, 1.0)))  # h x w x 2, unit peak
     rng = np.random.default_rng(spec.seed)
-    background = _background(spec, rng)  # shows where the picture does not cover the frame
+    background = backdrop(spec.width, spec.height, rng).astype(np.uint8)  # where the picture does not cover the frame
     frames = round(spec.seconds * spec.fps)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), spec.fps, (spec.width, spec.height))
@@ -124,12 +124,12 @@ def make_clip(path: Path, spec: ClipSpec = ClipSpec(), face: Portrait = ASTRONAU
                      spec.offset if has_event else None)
 
 
-def _background(spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
-    """A smooth, textured backdrop (H x W x 3 uint8), so the scene is not a flat colour."""
-    blobs = cv2.GaussianBlur(rng.uniform(0, 255, (spec.height // 8, spec.width // 8, 3)).astype(np.float32), (0, 0), 2)
-    ramp = np.linspace(60, 140, spec.width, dtype=np.float32)[None, :, None]
-    backdrop = 0.5 * cv2.resize(blobs, (spec.width, spec.height), interpolation=cv2.INTER_CUBIC) + 0.5 * ramp
-    return np.clip(backdrop, 0, 255).astype(np.uint8)
+def backdrop(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth, textured backdrop (height x width x 3 float32 in [0, 255]), so the scene is not a
+    flat colour; the spotting benchmark's scenes use it too."""
+    blobs = cv2.GaussianBlur(rng.uniform(0, 255, (height // 8, width // 8, 3)).astype(np.float32), (0, 0), 2)
+    ramp = np.linspace(60, 140, width, dtype=np.float32)[None, :, None]
+    return np.clip(0.5 * cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC) + 0.5 * ramp, 0, 255)
 
 
 def main(

@@ -227,3 +227,13 @@ def array_source(frames: Iterable[np.ndarray], fps: float) -> FrameSource:
 
     length = len(frames) if hasattr(frames, "__len__") else None
     return FrameSource(spec, read, float(fps), False, lambda: None, length=length)
+
+
+def read_video(path: str | Path) -> list[np.ndarray]:
+    """Every frame of a video file, BGR, in memory (benchmarks, reports, tests); [] when unreadable."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while (frame := capture.read()[1]) is not None:
+        frames.append(frame)
+    capture.release()
+    return frames

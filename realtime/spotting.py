@@ -3,7 +3,7 @@
 Per frame i and face region R (brows, nose wings, cheeks, mouth corners, lips, chin: regions.py),
 s_i^R is the region's own motion between frame i-k and frame i: Lucas-Kanade moves the region's
 landmarks of frame i-k to frame i, starting where the head's rigid motion (the tracker's `head`)
-puts them, and s is the median distance left, in face widths. Head motion is thus removed by
+puts them, and s is the mean distance left on the region's more-moved half, in face widths. Head motion is thus removed by
 alignment, and only what moves on the face remains. The apex score of frame j is
 
     c_j^R = min(s_j^R, s_{j+k}^R)      (frame j differs from both j-k and j+k)
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from epir_core.preprocess.regions import REGION_NAMES, REGION_OF_POINT, REGION_POINTS
-from realtime.tracking import TrackedFace, apply, compose
+from realtime.tracking import TrackedFace, apply, bounding_box, compose
 
 LK_WINDOW = (15, 15)  # px at the frame's resolution; the face's texture is finer than this
 LK_LEVELS = 1  # pyramid levels above the frame: the head motion is already in the starting guess
@@ -80,16 +80,15 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
 
     Lucas-Kanade follows the anchors and the points from where the tracked head motion puts them;
     the head's similarity a -> b is then fitted on the anchors alone (RANSAC at half a pixel, so an
-    anchor that an expression drags does not bend it), and what the points moved beyond it is theirs. LK sees only the face's
-    region, with b's brightness scaled to a's, so a light change is not motion.
+    anchor that an expression drags does not bend it), and what the points moved beyond it is
+    theirs. LK sees only the face's region, with b's brightness scaled to a's, so a light change is
+    not motion.
     """
     chosen = np.concatenate([ANCHORS, points])
     start = a.tracked.face.landmarks[chosen].astype(np.float32)  # N x 2
-    guess = apply(compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head)), start).astype(np.float32)
-    margin = 2 ** LK_LEVELS * LK_WINDOW[0]
-    low = np.floor(np.minimum(start.min(axis=0), guess.min(axis=0))).astype(int) - margin
-    high = np.ceil(np.maximum(start.max(axis=0), guess.max(axis=0))).astype(int) + margin
-    (x0, y0), (x1, y1) = np.maximum(low, 0), np.minimum(high, a.gray.shape[::-1])
+    tracked_head = compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head))  # frame a -> frame b
+    guess = apply(tracked_head, start).astype(np.float32)
+    x0, y0, x1, y1 = bounding_box(np.vstack([start, guess]), a.gray.shape, margin=2**LK_LEVELS * LK_WINDOW[0])
     patch_a, patch_b = a.gray[y0:y1, x0:x1], b.gray[y0:y1, x0:x1]
     patch_b = cv2.convertScaleAbs(patch_b, alpha=float(patch_a.mean()) / max(float(patch_b.mean()), 1.0))
     origin = np.array([x0, y0], np.float32)
@@ -101,7 +100,7 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
     head, _ = cv2.estimateAffinePartial2D(start[:anchors][ok[:anchors]], found[:anchors][ok[:anchors]],
                                           method=cv2.RANSAC, ransacReprojThreshold=0.5)
     if head is None:  # too few anchors followed: fall back on the tracker's head motion
-        head = compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head))
+        head = tracked_head
     distance = np.linalg.norm(found[anchors:] - apply(head, start[anchors:]), axis=1) / max(a.tracked.face.box.width, 1)
     distance[~ok[anchors:] | (distance > MAX_MOTION)] = np.nan  # lost, or LK settled on something else
     return distance

@@ -38,7 +38,7 @@ class TrackedFace:
     track: int  # a new number each time the face is found anew: heads of two tracks do not compose
 
 
-def _around(points: np.ndarray, shape: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
+def bounding_box(points: np.ndarray, shape: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
     """x0, y0, x1, y1 of the points' bounding box grown by `margin`, inside an image of `shape`."""
     low = np.maximum(np.floor(points.min(axis=0)).astype(int) - margin, 0)
     high = np.minimum(np.ceil(points.max(axis=0)).astype(int) + margin, shape[::-1])
@@ -94,7 +94,7 @@ class FaceTracker:
         if self._points is None or len(self._points) < self.config.min_points:
             return False
         # LK sees only the face's surroundings: pyramids of the whole frame would cost more than the points.
-        x0, y0, x1, y1 = _around(self._points.reshape(-1, 2), gray.shape, margin=64)
+        x0, y0, x1, y1 = bounding_box(self._points.reshape(-1, 2), gray.shape, margin=64)
         origin = np.array([x0, y0], np.float32)
         moved, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_gray[y0:y1, x0:x1], gray[y0:y1, x0:x1],
                                                     self._points - origin, None, winSize=(15, 15), maxLevel=2)

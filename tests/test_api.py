@@ -13,7 +13,7 @@ import pytest
 
 import realtime
 from realtime.pipeline import Event
-from realtime.sources import SourceError, array_source
+from realtime.sources import SourceError, array_source, read_video
 from realtime.timeline import draw_timeline
 from tests.fixtures_data import CLASSES
 
@@ -69,11 +69,7 @@ def test_analyze_video_loads_a_model_by_path(clips, checkpoint):
 
 
 def test_stream_over_frames_in_memory_yields_the_same_events(clips, analyzer, video_events):
-    cap = cv2.VideoCapture(clips["event"].path)
-    frames = []
-    while (frame := cap.read()[1]) is not None:
-        frames.append(frame)
-    cap.release()
+    frames = read_video(clips["event"].path)
     streamed = list(realtime.stream(iter(frames), fps=clips["event"].fps, analyzer=analyzer))
     assert [without_timing(e) for e in streamed] == [without_timing(e) for e in video_events[0]]
 

@@ -6,6 +6,7 @@ No test asserts a timing: the numbers depend on the machine; only their presence
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,23 @@ def test_cli_cuda_without_gpu_is_one_line_and_exit_5():
     proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", "--device", "cuda"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 5 and "no CUDA" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_spotting_run_without_the_data_animates_the_shipped_portrait(tmp_path):
+    """`epir-bench --spotting --quick` on a machine without ../shared: the scenarios use the shipped
+    portrait, every expression of its clip is found, and the real clip is reported as not measured."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", "--spotting", "--quick", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "EPIR_DATA": str(empty)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads(proc.stdout)
+    assert record["kind"] == "spotting" and record["schema_version"] == SCHEMA_VERSION
+    micro = [c for c in record["clips"] if c["kind"] == "micro"]
+    assert [c["clip"] for c in micro] == ["astronaut@30"] and micro[0]["hits"] == micro[0]["true"] == 4
+    summary = record["summary"]
+    assert summary["real_clip"]["status"] == "not_measured" and "raw_44f.avi" in summary["real_clip"]["reason"]
+    assert set(summary["targets"]) == {"f1_2_to_4px >= 0.90", "recall at 1 px >= 0.70", "false events per minute <= 1",
+                                       "apex within 2 frames at 30 fps", "real clip's event found",
+                                       "spotting < 3 ms per frame"}

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
-from benchmarks.spotting_bench import iou, load_faces, real_clip, spot_frames
+from benchmarks.spotting_bench import iou, load_faces, padded_real_clip, real_clip, spot_frames
 from benchmarks.spotting_scenarios import Motion, Scenario, micro_clip, render
 from epir_core.preprocess import FaceLocator
 
@@ -70,20 +69,14 @@ def test_epir_live_labels_the_real_clip_as_the_composite_does(shared_data, tmp_p
 
     from realtime.cli import app
 
-    capture = cv2.VideoCapture(str(shared_data / "real_frames" / "casme2_sub01_EP02_01f" / "raw_44f.avi"))
-    frames = []
-    while (frame := capture.read()[1]) is not None:
-        frames.append(frame)
-    rng = np.random.default_rng(1)
-    still = [np.clip(frames[0] + rng.normal(0, 1.5, frames[0].shape), 0, 255).astype(np.uint8) for _ in range(500)]
-    tail = [np.clip(frames[-1] + rng.normal(0, 1.5, frames[0].shape), 0, 255).astype(np.uint8) for _ in range(100)]
+    clip, lead, length = padded_real_clip(shared_data, fps=200.0)
     folder = tmp_path / "frames"
     folder.mkdir()
-    for i, frame in enumerate(still + frames + tail):
+    for i, frame in enumerate(clip):
         cv2.imwrite(str(folder / f"{i:05d}.png"), frame)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["--frames", str(folder), "--fps", "200", "--no-display", "--output", str(out)])
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    inside = [e for e in events if 500 <= e["apex_frame"] < 500 + len(frames)]
+    inside = [e for e in events if lead <= e["apex_frame"] < lead + length]
     assert inside and inside[0]["label"] == "positive", events

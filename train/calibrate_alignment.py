@@ -29,6 +29,7 @@ from rich.progress import Progress
 from epir_core.errors import FaceTooSmallError, NoFaceError
 from epir_core.preprocess.align import TEMPLATE_PATH
 from epir_core.preprocess.face import FaceLocator
+from train.data.composite import COMPOSITE_DIR, composite_rows
 from epir_core.exit_codes import ExitCode
 from epir_core.paths import data_root as default_data_root
 
@@ -52,17 +53,17 @@ def main(every: int = typer.Option(1, help="use every n-th face (1 = all)"),
     """Example: python -m train.calibrate_alignment --every 3 --dry-run"""
     err = Console(stderr=True)
     root = default_data_root()
-    composite = root / "megc2019_composite"
-    table = composite / "samples.csv"
-    if not table.is_file():
-        err.print(f"[red]error:[/red] no composite at {composite} (set $EPIR_DATA)", highlight=False)
-        raise typer.Exit(ExitCode.USAGE)
-    rows = [line.split(",") for line in table.read_text().splitlines()[1:]][::every]
+    composite = root / COMPOSITE_DIR
+    try:
+        rows = composite_rows(root)[::every]
+    except (FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e} (set $EPIR_DATA)", highlight=False)
+        raise typer.Exit(ExitCode.USAGE) from None
     per_set: dict[str, list[np.ndarray]] = {}
     skipped = 0
     with FaceLocator() as locator, Progress(console=err) as progress:
         for row in progress.track(rows, description="faces"):
-            dataset, image_name = row[0], row[5]
+            dataset, image_name = row["dataset"], row["imagename"]
             image = cv2.imread(str(composite / "apex_face_224" / image_name))
             if image is None:
                 skipped += 1

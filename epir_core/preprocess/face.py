@@ -138,13 +138,25 @@ class FaceLocator:
 
     def detect(self, frame_bgr: np.ndarray) -> tuple[FaceBox, Roi]:
         """The most confident face's detector box and the mesh region it gives."""
+        return self._detect(_rgb(frame_bgr))
+
+    def landmarks(self, frame_bgr: np.ndarray, roi: Roi) -> Face:
+        """The face mesh inside `roi`: 468 landmarks in frame pixels."""
+        return self._landmarks(_rgb(frame_bgr), roi)
+
+    def locate(self, frame_bgr: np.ndarray) -> Face:
+        """Detector, then the face mesh in the region it gives."""
+        rgb = _rgb(frame_bgr)
+        _, roi = self._detect(rgb)
+        return self._landmarks(rgb, roi)
+
+    def _detect(self, rgb: np.ndarray) -> tuple[FaceBox, Roi]:
         import mediapipe as mp
 
         start = time.perf_counter()
         # The short-range detector misses faces that fill the whole frame (tight crops such as the
         # CASME II cropped release), so it looks at the frame inside a border of a quarter side.
-        pad = max(frame_bgr.shape[:2]) // 4
-        rgb = _rgb(frame_bgr)
+        pad = max(rgb.shape[:2]) // 4
         padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
         result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=padded))
         self.last_ms = {"detect": (time.perf_counter() - start) * 1e3}
@@ -160,11 +172,10 @@ class FaceLocator:
                   math.atan2(y1 - y0, x1 - x0))
         return box, roi
 
-    def landmarks(self, frame_bgr: np.ndarray, roi: Roi) -> Face:
-        """The face mesh inside `roi`: 468 landmarks in frame pixels."""
+    def _landmarks(self, rgb: np.ndarray, roi: Roi) -> Face:
         start = time.perf_counter()
         to_input = roi.to_input(MESH_INPUT)
-        crop = cv2.warpAffine(_rgb(frame_bgr), to_input, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
+        crop = cv2.warpAffine(rgb, to_input, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
         blob = crop.astype(np.float32).transpose(2, 0, 1)[None] / 255.0  # 1 x 3 x 192 x 192, RGB in [0, 1]
         self._mesh.setInput(blob)
@@ -177,11 +188,6 @@ class FaceLocator:
         face = Face.from_landmarks(points)
         self._check_size(face.box)
         return face
-
-    def locate(self, frame_bgr: np.ndarray) -> Face:
-        """Detector, then the face mesh in the region it gives."""
-        _, roi = self.detect(frame_bgr)
-        return self.landmarks(frame_bgr, roi)
 
     def _check_size(self, box: FaceBox) -> None:
         if min(box.width, box.height) < self.min_face_px:

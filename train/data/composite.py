@@ -28,18 +28,11 @@ def load_composite(root: Path) -> SampleSet:
     when the table holds no samples or a bad row, so that callers can name the data option.
     """
     folder = composite_dir(root)
-    table = folder / "samples.csv"
-    if not table.exists():
-        raise FileNotFoundError(f"no composite at {root} (expected {COMPOSITE_DIR}/samples.csv)")
-    with table.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise ValueError(f"{table} holds no samples")
-
-    inputs = np.stack([_read_flow(folder / "flow_uvs_28" / f"{r['sub']}_{r['filename_o']}.png") for r in rows])
+    rows = composite_rows(root)
+    inputs = np.stack([read_flow(folder / "flow_uvs_28" / f"{r['sub']}_{r['filename_o']}.png") for r in rows])
     labels = np.array([int(r["label"]) for r in rows], dtype=np.int64)
     if labels.min() < 0 or labels.max() >= len(CDE_CLASSES):
-        raise ValueError(f"{table}: labels outside 0..{len(CDE_CLASSES) - 1}")
+        raise ValueError(f"{folder / 'samples.csv'}: labels outside 0..{len(CDE_CLASSES) - 1}")
     return SampleSet(
         inputs=inputs,  # N x 3 x 28 x 28
         labels=labels,
@@ -51,7 +44,20 @@ def load_composite(root: Path) -> SampleSet:
     )
 
 
-def _read_flow(path: Path) -> np.ndarray:
+def composite_rows(root: Path) -> list[dict]:
+    """samples.csv as dicts (dataset, sub, filename_o, label, imagename, ...). Raises FileNotFoundError
+    when it is missing and ValueError when it holds no samples."""
+    table = composite_dir(root) / "samples.csv"
+    if not table.exists():
+        raise FileNotFoundError(f"no composite at {root} (expected {COMPOSITE_DIR}/samples.csv)")
+    with table.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{table} holds no samples")
+    return rows
+
+
+def read_flow(path: Path) -> np.ndarray:
     """28 x 28 RGB PNG (u, v, strain) -> 3 x 28 x 28 float32 in [0, 1]."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
