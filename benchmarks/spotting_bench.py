@@ -35,7 +35,7 @@ class SpottingConfig:
     faces: int = 8  # different people
     fps: tuple[float, ...] = (30.0, 60.0, 200.0)
     faces_200fps: int = 3  # 200 fps clips are 6.7 times longer to run
-    distractor_faces: int = 4
+    distractor_faces: int = 8
 
     @classmethod
     def quick(cls) -> "SpottingConfig":

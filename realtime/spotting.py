@@ -1,21 +1,27 @@
 """Causal spotting of micro-expressions in a stream, region by region.
 
 Per frame i and face region R (brows, nose wings, cheeks, mouth corners, lips, chin: regions.py),
-s_i^R is the region's own motion between frame i-k and frame i: Lucas-Kanade moves the region's
-landmarks of frame i-k to frame i, starting where the head's rigid motion (the tracker's `head`)
-puts them, and s is the mean distance left on the region's more-moved half, in face widths. Head motion is thus removed by
-alignment, and only what moves on the face remains. The apex score of frame j is
+s_i^R is the region's own motion between frame i-k and frame i: frame i is first turned back onto
+frame i-k by the head's tracked similarity (the tracker's `head`), Lucas-Kanade then follows the
+region's landmarks, a small similarity fitted on still landmarks takes what the tracker missed, and
+s is the mean distance left on the region's more-moved half, in face widths. Head motion is thus
+removed by alignment, and only what moves on the face remains. The apex score of frame j is
 
     c_j^R = min(s_j^R, s_{j+k}^R)      (frame j differs from both j-k and j+k)
 
 the published "compare i with i-k and i+k" spotter made causal with a lag of k frames: a brief
 expression is high on both sides of its apex, while a lasting change (a held smile, a head turn)
 is high on one side only. Each region's c is measured against its own noise: z = (c - median) /
-robust sigma over the last window_s seconds. There is no fixed floor, so a still, sharp face
-reveals motions far below a pixel and a noisy one raises its own bar. A run of max_R z above z
-that is no longer than a micro-expression is one event, its apex at the run's maximum; onset and
-offset are refined on the region that moved most. A longer run (talking) is dropped as soon as it
-is too long, and every score enters the noise history, so nothing can hold a run open.
+robust sigma over the last window_s seconds, less the median z of all regions (what every region
+shares is a misfit of the head's motion, not an expression, which is local). There is no fixed
+floor, so a still, sharp face reveals motions far below a pixel and a noisy one raises its own bar.
+
+A run is a stretch of frames where some region's z is above threshold (gaps up to bridge_s
+bridged). A run no longer than a micro-expression is one event, its apex at the run's highest frame
+whose region is back where it was k frames before (frames j-k and j+k alike) and that is not a
+blink; onset and offset are refined on the region that moved most. A longer run (talking, whose
+syllables are each brief) is dropped as soon as it is too long, and every score enters the noise
+history, so nothing can hold a run open.
 
 All durations are in seconds and converted with the stream's real frame rate.
 """
@@ -32,12 +38,13 @@ from epir_core.preprocess.regions import REGION_NAMES, REGION_OF_POINT, REGION_P
 from realtime.tracking import TrackedFace, apply, bounding_box, compose
 
 LK_WINDOW = (15, 15)  # px at the frame's resolution; the face's texture is finer than this
-LK_LEVELS = 1  # pyramid levels above the frame: the head motion is already in the starting guess
+LK_LEVELS = 1  # pyramid levels above the frame: the head's motion is already warped away
+LK_MIN_EIGEN = 5e-4  # a window without texture in some direction (a smooth cheek, the face's edge) is not followed
 MAX_MOTION = 0.05  # face widths: no micro-expression moves a point this far (13 px on a 260 px face)
 # Landmarks that no micro-expression moves much (eye corners, lower nose bridge and tip, the face's
-# sides): the head's similarity between two frames is fitted on them. Forehead and the bridge
-# between the eyes are left out: a frown or a brow raise pulls them. (Without the face's sides the
-# fit is worse: on the distractor clips a head turn scored 34 sigmas instead of 20.)
+# sides): what the tracker missed of the head's motion is fitted on them. Forehead and the bridge
+# between the eyes are left out: a frown or a brow raise pulls them. The face's sides count only
+# where their window has texture (LK_MIN_EIGEN); against a plain background it has none.
 ANCHORS = np.array((33, 263, 197, 195, 5, 4, 1, 234, 454, 127, 356, 93, 323, 132, 361))
 # Eyelids are measured only to recognise a blink: a brow that moves with a closing lid is no event.
 EYELIDS = np.array((159, 145, 386, 374, 158, 385))
@@ -76,31 +83,34 @@ class _Frame:
 
 def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
     """Per landmark in `points`: how far it moved from frame a to frame b beyond the head's motion,
-    in face widths of frame a (N,); NaN where LK lost the point.
+    in face widths of frame a (N,); NaN where LK lost the point or could not follow it.
 
-    Lucas-Kanade follows the anchors and the points from where the tracked head motion puts them;
-    the head's similarity a -> b is then fitted on the anchors alone (RANSAC at half a pixel, so an
-    anchor that an expression drags does not bend it), and what the points moved beyond it is
-    theirs. LK sees only the face's region, with b's brightness scaled to a's, so a light change is
-    not motion.
+    Frame b is warped onto a's pixels by the tracked head motion a -> b, so that LK, which assumes a
+    window only shifts, sees no turn; LK then follows the anchors and the points; what the tracker
+    missed is a small similarity fitted on the anchors alone (RANSAC at half a pixel, so an anchor
+    that an expression drags does not bend it), and what the points moved beyond it is theirs.
+    Windows without texture in some direction (the face's edge, a smooth cheek) are not followed:
+    LK slides along them. LK sees only the face's region, with b's brightness scaled to a's, so a
+    light change is not motion.
     """
     chosen = np.concatenate([ANCHORS, points])
     start = a.tracked.face.landmarks[chosen].astype(np.float32)  # N x 2
-    tracked_head = compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head))  # frame a -> frame b
-    guess = apply(tracked_head, start).astype(np.float32)
-    x0, y0, x1, y1 = bounding_box(np.vstack([start, guess]), a.gray.shape, margin=2**LK_LEVELS * LK_WINDOW[0])
-    patch_a, patch_b = a.gray[y0:y1, x0:x1], b.gray[y0:y1, x0:x1]
-    patch_b = cv2.convertScaleAbs(patch_b, alpha=float(patch_a.mean()) / max(float(patch_b.mean()), 1.0))
+    x0, y0, x1, y1 = bounding_box(start, a.gray.shape, margin=2**LK_LEVELS * LK_WINDOW[0])
     origin = np.array([x0, y0], np.float32)
-    found, status, _ = cv2.calcOpticalFlowPyrLK(
-        patch_a, patch_b, (start - origin).reshape(-1, 1, 2), (guess - origin).reshape(-1, 1, 2),
-        winSize=LK_WINDOW, maxLevel=LK_LEVELS, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+    tracked_head = compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head))
+    to_b = compose(tracked_head, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))  # patch pixel -> frame b pixel
+    patch_a = a.gray[y0:y1, x0:x1]
+    patch_b = cv2.warpAffine(b.gray, to_b, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
+    patch_b = cv2.convertScaleAbs(patch_b, alpha=float(patch_a.mean()) / max(float(patch_b.mean()), 1.0))
+    found, status, _ = cv2.calcOpticalFlowPyrLK(patch_a, patch_b, (start - origin).reshape(-1, 1, 2), None,
+                                                winSize=LK_WINDOW, maxLevel=LK_LEVELS, minEigThreshold=LK_MIN_EIGEN)
     found, ok = found.reshape(-1, 2) + origin, status.ravel() == 1
     anchors = len(ANCHORS)
     head, _ = cv2.estimateAffinePartial2D(start[:anchors][ok[:anchors]], found[:anchors][ok[:anchors]],
                                           method=cv2.RANSAC, ransacReprojThreshold=0.5)
-    if head is None:  # too few anchors followed: fall back on the tracker's head motion
-        head = tracked_head
+    if head is None:  # too few anchors followed: the tracked motion alone
+        head = np.eye(2, 3)
     distance = np.linalg.norm(found[anchors:] - apply(head, start[anchors:]), axis=1) / max(a.tracked.face.box.width, 1)
     distance[~ok[anchors:] | (distance > MAX_MOTION)] = np.nan  # lost, or LK settled on something else
     return distance
@@ -176,12 +186,14 @@ class Spotter:
             median = np.median(history, axis=0)
             sigma = 1.4826 * np.median(np.abs(history - median), axis=0)
             z = (c - median) / np.maximum(sigma, 1e-9)
+            z = z - np.median(z)  # what all regions share is the head's (a misfit), not an expression's
         self._noise.append(c)
         self.threshold = self.config.z if warm else float("inf")
-        if z.max() > self.threshold:
+        active = z.max() > self.threshold  # something on the face moves: the run goes on
+        if active:  # an apex needs more: no blink, and the region back where it was k frames earlier
             z = np.zeros_like(z) if blink else np.where(self._returned(j, c), z, 0.0)
         self.score = float(z.max())
-        if self.score > self.threshold:
+        if active:
             self._below = 0
             if not self._dropping:
                 self._run.append((j, self.score, z))
@@ -197,9 +209,9 @@ class Spotter:
             return None
         self._dropping = False
         run, self._run, self.candidate = self._run, [], None
-        if not run:
+        apex, peak, z_apex = max(run, key=lambda item: item[1], default=(0, 0.0, None))
+        if peak <= self.threshold:  # the run never came back to where it began: no brief expression
             return None
-        apex, peak, z_apex = max(run, key=lambda item: item[1])
         order = np.argsort(-z_apex)
         regions = tuple(REGION_NAMES[r] for r in order if z_apex[r] > self.threshold)
         return Spot(self._onset(apex, int(order[0])), apex, self._offset(apex, int(order[0])), peak,
@@ -212,6 +224,8 @@ class Spotter:
         if not self._run:
             return
         apex, peak, z = max(self._run, key=lambda item: item[1])
+        if peak <= self.threshold:
+            return
         if self._run[-1][0] != apex or self._below:  # fallen, within the run or below threshold
             if self.candidate is None or self.candidate[1] != apex:
                 self.candidate = (self._onset(apex, int(np.argmax(z))), apex)
