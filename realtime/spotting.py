@@ -60,7 +60,9 @@ class SpotterConfig:
     max_event_s: float = 0.5  # longer runs are not micro-expressions
     bridge_s: float = 0.2  # a run ends after this long below threshold: talking dips between syllables
     returned: float = 0.75  # frames j-k and j+k must differ by less than this fraction of c_j
-    blink_ratio: float = 2.0  # eyelids moving this many times more than any region: a blink
+    blink_ratio: float = 0.75  # eyelids moving this fraction of the most-moved region or more: a blink
+    # (a brow close to the eye moves with a closing lid; in the scenarios a brow raise moved the lids
+    # at most half as much as the brows)
     bound_fraction: float = 0.9  # onset/offset: last/first frame this close to the neutral side
 
 
@@ -204,7 +206,9 @@ class Spotter:
                     self._propose()
             return None
         self._below += 1
-        if self._below < self.bridge:
+        # After talking, the face must be still for a whole event's length before the next: one
+        # syllable after a longer pause is talking too.
+        if self._below < (self.max_run if self._dropping else self.bridge):
             self._propose()
             return None
         self._dropping = False
