@@ -212,10 +212,10 @@ class Spotter:
             self._propose()
             return None
         self._dropping = False
-        run, self._run, self.candidate = self._run, [], None
-        apex, peak, z_apex = max(run, key=lambda item: item[1], default=(0, 0.0, None))
-        if peak <= self.threshold:  # the run never came back to where it began: no brief expression
+        best, self._run, self.candidate = self._apex(), [], None
+        if best is None:
             return None
+        apex, peak, z_apex = best
         order = np.argsort(-z_apex)
         regions = tuple(REGION_NAMES[r] for r in order if z_apex[r] > self.threshold)
         return Spot(self._onset(apex, int(order[0])), apex, self._offset(apex, int(order[0])), peak,
@@ -225,14 +225,19 @@ class Spotter:
         """Once the score has fallen from the open run's maximum, that maximum is the likely apex:
         `candidate` (onset, apex) lets the live app start the event's input before the run ends.
         Not on the rising edge, where each frame would be a new candidate and its work wasted."""
-        if not self._run:
+        best = self._apex()
+        if best is None:
             return
-        apex, peak, z = max(self._run, key=lambda item: item[1])
-        if peak <= self.threshold:
-            return
+        apex, _, z = best
         if self._run[-1][0] != apex or self._below:  # fallen, within the run or below threshold
             if self.candidate is None or self.candidate[1] != apex:
                 self.candidate = (self._onset(apex, int(np.argmax(z))), apex)
+
+    def _apex(self) -> tuple[int, float, np.ndarray] | None:
+        """The open run's highest frame that can be an apex, (frame, score, z per region); None while
+        no frame of it has come back to where it began (or passed the blink test)."""
+        best = max(self._run, key=lambda item: item[1], default=None)
+        return best if best is not None and best[1] > self.threshold else None
 
     def _returned(self, j: int, c: np.ndarray) -> np.ndarray:
         """Per region: are frames j-k and j+k (the newest) alike, as around a brief expression? A
