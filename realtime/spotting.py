@@ -23,6 +23,13 @@ blink; onset and offset are refined on the region that moved most. A longer run 
 syllables are each brief) is dropped as soon as it is too long, and every score enters the noise
 history, so nothing can hold a run open.
 
+Waiting for the run to end costs a label time, so an event is confirmed as soon as its apex is
+scored (k frames after it) if s peaked there and fell to confirm_fall of the peak within those k
+frames, as around a brief expression's apex; unless what moved most is the mouth opening (upper
+lip, chin): speech moves those first, and only the run's length tells a syllable from a lip press.
+The apex is the run's frame of highest s, so s, known k frames before c, proposes it as a candidate
+one frame after it: the live app starts the event's input while the spotter still waits.
+
 All durations are in seconds and converted with the stream's real frame rate.
 """
 
@@ -49,6 +56,9 @@ ANCHORS = np.array((33, 263, 197, 195, 5, 4, 1, 234, 454, 127, 356, 93, 323, 132
 # Eyelids are measured only to recognise a blink: a brow that moves with a closing lid is no event.
 EYELIDS = np.array((159, 145, 386, 374, 158, 385))
 _MEASURED = np.concatenate([REGION_POINTS, EYELIDS])
+# Speech opens the mouth: an event that moved these most is confirmed only once its run has ended
+# short, as a syllable's run does not.
+SPEECH_REGIONS = frozenset(("upper lip", "chin"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class SpotterConfig:
     # (a brow close to the eye moves with a closing lid; in the scenarios a brow raise moved the lids
     # at most half as much as the brows)
     bound_fraction: float = 0.9  # onset/offset: last/first frame this close to the neutral side
+    confirm_fall: float = 0.5  # a brief apex: its region's s falls to this fraction of the apex's within k frames
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,27 @@ def region_motion(point_motion: np.ndarray) -> np.ndarray:
     return np.where(upper, descending, 0.0).sum(axis=1) / _UPPER_HALF
 
 
+@dataclass(frozen=True)
+class _Motion:
+    """A frame's motion since k frames before."""
+
+    frame: int
+    s: np.ndarray  # per region, then the eyelids, face widths
+    raw: float  # max z of s over the regions, -inf during a blink
+    region: int  # where z of s is highest
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One frame of an open run."""
+
+    frame: int
+    score: float  # max z of c, 0 where the frame cannot be an apex (a blink, not returned)
+    z: np.ndarray  # z of c per region, zeroed likewise
+    raw: float  # _Motion.raw of the frame
+    raw_region: int
+
+
 class Spotter:
     """update(index, gray, tracked) after every frame with a face; reset() when the face is lost."""
 
@@ -153,17 +185,18 @@ class Spotter:
 
     def reset(self) -> None:
         self._frames.clear()
-        self._s: deque[np.ndarray] = deque(maxlen=self.k + 1)  # s_{i-k} .. s_i, per region
-        self._run: list[tuple[int, float, np.ndarray]] = []  # (frame, score, z per region) above threshold
+        self._motion: deque[_Motion] = deque(maxlen=self.history_frames)  # s of each frame, newest last
+        self._run: list[_Scored] = []  # the open run's frames above threshold
         self._below = 0  # frames below threshold since the run's last frame above it
         self._dropping = False  # a run grew too long: wait for the score to fall before the next
-        self.candidate: tuple[int, int] | None = None  # (onset, apex) of the open run's maximum so far
+        self._reported = False  # the open run's event was confirmed early: the run's end adds none
+        self.candidate: tuple[int, int] | None = None  # (onset, apex) of the likely next event
         self.region_motion = np.full(len(REGION_NAMES), np.nan)  # s of the latest frame, face widths
         self.score = float("nan")  # max z of the latest scored frame (k frames back)
         self.threshold = float("nan")  # inf during warm-up
 
     def update(self, index: int, gray: np.ndarray, tracked: TrackedFace) -> Spot | None:
-        """gray: the whole frame, H x W uint8. Returns an event when one has just ended."""
+        """gray: the whole frame, H x W uint8. Returns an event when one is confirmed."""
         if self._frames and (self._frames[-1].index != index - 1 or self._frames[-1].tracked.track != tracked.track):
             self.reset()  # a gap or a new track: frame i-k is not k frames back on the same head
         self._frames.append(_Frame(index, gray, tracked))
@@ -173,24 +206,41 @@ class Spotter:
         motion = residual_motion(self._frames[-1 - self.k], self._frames[-1], _MEASURED)
         self.region_motion = region_motion(np.nan_to_num(motion[: len(REGION_POINTS)]))  # lost: not moved
         lids = np.nan_to_num(motion[len(REGION_POINTS):], nan=np.inf)  # a lid LK loses is closing
-        self._s.append(np.append(self.region_motion, np.median(lids)))
-        if len(self._s) <= self.k:
-            return None
-        c = np.minimum(self._s[0], self._s[-1])
-        return self._score(index - self.k, c[:-1], blink=c[-1] > self.config.blink_ratio * c[:-1].max())
-
-    def _score(self, j: int, c: np.ndarray, blink: bool) -> Spot | None:
-        """Feed c_j per region (known k frames late); returns a Spot when a short run ends."""
+        s = np.append(self.region_motion, np.median(lids))
         warm = len(self._noise) >= self.warmup
-        z = np.zeros_like(c)
-        if warm:
-            history = np.array(self._noise)  # frames x regions
-            median = np.median(history, axis=0)
-            sigma = 1.4826 * np.median(np.abs(history - median), axis=0)
-            z = (c - median) / np.maximum(sigma, 1e-9)
-            z = z - np.median(z)  # what all regions share is the head's (a misfit), not an expression's
-        self._noise.append(c)
         self.threshold = self.config.z if warm else float("inf")
+        z_of = self._noise_scale() if warm else (lambda motion: np.zeros_like(motion))
+        z_s = z_of(s[:-1])
+        self._motion.append(_Motion(index, s, -np.inf if self._is_blink(s) else float(z_s.max()), int(np.argmax(z_s))))
+        self._propose_raw()
+        if len(self._motion) <= self.k:
+            return None
+        then = self._motion[-1 - self.k]  # frame j = i - k
+        c = np.minimum(then.s, s)
+        return self._score(then, c[:-1], z_of, blink=self._is_blink(c))
+
+    def _is_blink(self, motion: np.ndarray) -> bool:
+        """motion: per region, then the eyelids last."""
+        return motion[-1] > self.config.blink_ratio * motion[:-1].max()
+
+    def _noise_scale(self):
+        """Per-region motion -> z against each region's noise history, less what all regions share
+        (a misfit of the head's motion, not an expression, which is local)."""
+        history = np.array(self._noise)  # frames x regions
+        median = np.median(history, axis=0)
+        sigma = np.maximum(1.4826 * np.median(np.abs(history - median), axis=0), 1e-9)
+
+        def z_of(motion: np.ndarray) -> np.ndarray:
+            z = (motion - median) / sigma
+            return z - np.median(z)
+
+        return z_of
+
+    def _score(self, then: _Motion, c: np.ndarray, z_of, blink: bool) -> Spot | None:
+        """Feed c_j per region (known k frames late, j = then.frame); returns a Spot when a short
+        run's event is confirmed: early (_confirm_early), or when the run has ended."""
+        j, z = then.frame, z_of(c)
+        self._noise.append(c)
         active = z.max() > self.threshold  # something on the face moves: the run goes on
         if active:  # an apex needs more: no blink, and the region back where it was k frames earlier
             z = np.zeros_like(z) if blink else np.where(self._returned(j, c), z, 0.0)
@@ -198,46 +248,74 @@ class Spotter:
         if active:
             self._below = 0
             if not self._dropping:
-                self._run.append((j, self.score, z))
-                if self._run[-1][0] - self._run[0][0] >= self.max_run:
+                self._run.append(_Scored(j, self.score, z, then.raw, then.region))
+                if self._run[-1].frame - self._run[0].frame >= self.max_run:
                     self._run, self._dropping = [], True  # talking, a held change: not a micro-expression
-                    self.candidate = None
+                    self.candidate, self._reported = None, False
                 else:
                     self._propose()
+                    return self._confirm_early()
             return None
         self._below += 1
         # After talking, the face must be still for a whole event's length before the next: one
         # syllable after a longer pause is talking too.
         if self._below < (self.max_run if self._dropping else self.bridge):
             self._propose()
-            return None
+            return None if self._dropping else self._confirm_early()
         self._dropping = False
-        best, self._run, self.candidate = self._apex(), [], None
-        if best is None:
+        if not self._run:
             return None
-        apex, peak, z_apex = best
-        order = np.argsort(-z_apex)
-        regions = tuple(REGION_NAMES[r] for r in order if z_apex[r] > self.threshold)
-        return Spot(self._onset(apex, int(order[0])), apex, self._offset(apex, int(order[0])), peak,
-                    self.threshold, regions)
+        apex, reported = self._apex(), self._reported
+        self._run, self.candidate, self._reported = [], None, False
+        return None if apex is None or reported else self._spot(apex)
+
+    def _apex(self) -> _Scored | None:
+        """The open run's apex: of its frames that can be one (high c, back where they began, no
+        blink), where the motion since k frames before (s) is highest. None while there is none."""
+        valid = [f for f in self._run if f.score > self.threshold]
+        return max(valid, key=lambda f: f.raw, default=None)
+
+    def _confirm_early(self) -> Spot | None:
+        """The open run's event, as soon as its apex is scored (k frames after it, when its region is
+        known to be back), if s peaked there and then fell to confirm_fall of the apex's within
+        those k frames, as around a brief expression's apex, and the mouth's opening is not what
+        moved most."""
+        apex = self._apex()
+        if self._reported or apex is None or REGION_NAMES[int(np.argmax(apex.z))] in SPEECH_REGIONS:
+            return None
+        peak = next(m.s[apex.raw_region] for m in self._motion if m.frame == apex.frame)
+        for m in (m for m in self._motion if apex.frame < m.frame <= apex.frame + self.k):
+            if m.raw > apex.raw:
+                return None  # s was still rising: the apex is later
+            if m.s[apex.raw_region] <= self.config.confirm_fall * peak:
+                self._reported = True
+                return self._spot(apex)
+        return None
+
+    def _spot(self, apex: _Scored) -> Spot:
+        order = np.argsort(-apex.z)
+        regions = tuple(REGION_NAMES[r] for r in order if apex.z[r] > self.threshold)
+        return Spot(self._onset(apex.frame, apex.raw_region), apex.frame,
+                    self._offset(apex.frame, apex.raw_region), apex.score, self.threshold, regions)
+
+    def _propose_raw(self) -> None:
+        """s peaks at an apex k frames before c can tell: once s has fallen from a peak above
+        threshold (and no run is open), that frame is the candidate apex, so that the live app can
+        start the event's input early. The run's apex is chosen on s too, so the two agree."""
+        if len(self._motion) < 3 or self._dropping or self._reported or self._run:
+            return
+        before, peak, now = list(self._motion)[-3:]
+        if before.raw <= peak.raw > max(now.raw, self.threshold) and (self.candidate is None or self.candidate[1] < peak.frame):
+            self.candidate = (self._onset(peak.frame, peak.region), peak.frame)
 
     def _propose(self) -> None:
-        """Once the score has fallen from the open run's maximum, that maximum is the likely apex:
-        `candidate` (onset, apex) lets the live app start the event's input before the run ends.
-        Not on the rising edge, where each frame would be a new candidate and its work wasted."""
-        best = self._apex()
-        if best is None:
+        """Once the open run's score has fallen from its apex so far, that apex is the likely one."""
+        apex = self._apex()
+        if apex is None or self._reported:
             return
-        apex, _, z = best
-        if self._run[-1][0] != apex or self._below:  # fallen, within the run or below threshold
-            if self.candidate is None or self.candidate[1] != apex:
-                self.candidate = (self._onset(apex, int(np.argmax(z))), apex)
-
-    def _apex(self) -> tuple[int, float, np.ndarray] | None:
-        """The open run's highest frame that can be an apex, (frame, score, z per region); None while
-        no frame of it has come back to where it began (or passed the blink test)."""
-        best = max(self._run, key=lambda item: item[1], default=None)
-        return best if best is not None and best[1] > self.threshold else None
+        if self._run[-1].frame != apex.frame or self._below:  # fallen, within the run or below threshold
+            if self.candidate is None or self.candidate[1] != apex.frame:
+                self.candidate = (self._onset(apex.frame, apex.raw_region), apex.frame)
 
     def _returned(self, j: int, c: np.ndarray) -> np.ndarray:
         """Per region: are frames j-k and j+k (the newest) alike, as around a brief expression? A

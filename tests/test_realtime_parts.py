@@ -57,8 +57,9 @@ def test_a_camera_that_stops_delivering_is_a_source_error_after_its_frames():
     assert seen == [0, 1, 2]
 
 
-def feed(spotter: Spotter, frames: list[np.ndarray]):
-    """Frames of a still head whose landmarks are the composite's mean face on the 128 px image."""
+def feed(spotter: Spotter, frames: list[np.ndarray], candidates: list | None = None) -> list[tuple[int, object]]:
+    """(frame it came on, Spot) for each event; `candidates` gets the spotter's candidate after each
+    frame. Frames of a still head whose landmarks are the composite's mean face on the 128 px image."""
     import json
 
     from epir_core.preprocess import Face
@@ -67,7 +68,14 @@ def feed(spotter: Spotter, frames: list[np.ndarray]):
 
     mean_face = np.array(json.loads(TEMPLATE_PATH.read_text())["mean_face"])  # 468 x 2 fractions
     tracked = TrackedFace(Face.from_landmarks(8 + 112 * mean_face), np.eye(2, 3), track=1)
-    return [s for i, f in enumerate(frames) if (s := spotter.update(i, f, tracked)) is not None]
+    events = []
+    for i, frame in enumerate(frames):
+        spot = spotter.update(i, frame, tracked)
+        if candidates is not None:
+            candidates.append(spotter.candidate)
+        if spot is not None:
+            events.append((i, spot))
+    return events
 
 
 def textured(rng: np.random.Generator) -> np.ndarray:
@@ -76,16 +84,20 @@ def textured(rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(rng.uniform(0, 255, (128, 128)).astype(np.float32), (0, 0), 1.5).astype(np.uint8)
 
 
-def moved_mouth_corner(base: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
-    """base with the patch round the left mouth corner (image right) moved up by `amount` px, and
-    sensor noise: a local motion on a still face."""
+MOUTH_CORNER = np.s_[80:104, 76:104]  # round the left mouth corner (image right) of feed's face
+CHIN = np.s_[94:120, 48:80]
+
+
+def moved(base: np.ndarray, amount: float, rng: np.random.Generator, patch=MOUTH_CORNER) -> np.ndarray:
+    """base with `patch` moved up by `amount` px (down if negative), and sensor noise: a local
+    motion on a still face."""
     import cv2
 
     out = base.astype(np.float32)
     if amount:
-        moved = cv2.warpAffine(base, np.float32([[1, 0, 0], [0, 1, -amount]]), base.shape[::-1],
-                               borderMode=cv2.BORDER_REFLECT)
-        out[80:104, 76:104] = moved[80:104, 76:104]
+        shifted = cv2.warpAffine(base, np.float32([[1, 0, 0], [0, 1, -amount]]), base.shape[::-1],
+                                 borderMode=cv2.BORDER_REFLECT)
+        out[patch] = shifted[patch]
     return np.clip(out + rng.normal(0, 1.0, out.shape), 0, 255).astype(np.uint8)
 
 
@@ -93,13 +105,33 @@ def test_spotter_finds_a_brief_local_motion_where_it_was_and_ignores_a_lasting_o
     rng = np.random.default_rng(0)
     base = textured(rng)
     fps, n = 30.0, 110
-    brief = [moved_mouth_corner(base, 2.0 if 70 <= i <= 73 else 0.0, rng) for i in range(n)]
-    lasting = [moved_mouth_corner(base, 2.0 if i >= 70 else 0.0, rng) for i in range(n)]
-    spots = feed(Spotter(SpotterConfig(), fps), brief)
+    brief = [moved(base, 2.0 if 70 <= i <= 73 else 0.0, rng) for i in range(n)]
+    lasting = [moved(base, 2.0 if i >= 70 else 0.0, rng) for i in range(n)]
+    spots = [spot for _, spot in feed(Spotter(SpotterConfig(), fps), brief)]
     assert len(spots) == 1 and 69 <= spots[0].apex <= 74, spots
     assert spots[0].onset < spots[0].apex < spots[0].offset
     assert "left mouth corner" in spots[0].regions
     assert feed(Spotter(SpotterConfig(), fps), lasting) == []
+
+
+def test_a_brief_expression_is_confirmed_k_frames_after_its_apex_and_a_mouth_opening_once_its_run_ends():
+    """The label's wait: a mouth corner's event comes as soon as its apex is scored (k frames on),
+    its candidate apex (for the early input) before that; the jaw dropping, which speech does too,
+    waits until the run has ended, bridge included."""
+    rng = np.random.default_rng(1)
+    base = textured(rng)
+    for patch, amount in ((MOUTH_CORNER, 2.0), (CHIN, -2.0)):
+        spotter = Spotter(SpotterConfig(), 30.0)
+        frames = [moved(base, amount if 70 <= i <= 73 else 0.0, rng, patch) for i in range(110)]
+        candidates = []
+        [(came, spot)] = feed(spotter, frames, candidates)
+        assert 69 <= spot.apex <= 74
+        if patch is MOUTH_CORNER:
+            assert came == spot.apex + spotter.k
+            assert next(i for i, c in enumerate(candidates) if c is not None) < came
+        else:
+            assert spot.regions[0] in ("chin", "upper lip")
+            assert came >= 73 + spotter.k + spotter.bridge
 
 
 def test_spotter_windows_follow_the_frame_rate():
