@@ -161,11 +161,13 @@ class _Motion:
 class _Scored:
     """One frame of an open run."""
 
-    frame: int
+    motion: _Motion  # the frame's s
     score: float  # max z of c, 0 where the frame cannot be an apex (a blink, not returned)
     z: np.ndarray  # z of c per region, zeroed likewise
-    raw: float  # _Motion.raw of the frame
-    raw_region: int
+
+    @property
+    def frame(self) -> int:
+        return self.motion.frame
 
 
 class Spotter:
@@ -248,7 +250,7 @@ class Spotter:
         if active:
             self._below = 0
             if not self._dropping:
-                self._run.append(_Scored(j, self.score, z, then.raw, then.region))
+                self._run.append(_Scored(then, self.score, z))
                 if self._run[-1].frame - self._run[0].frame >= self.max_run:
                     self._run, self._dropping = [], True  # talking, a held change: not a micro-expression
                     self.candidate, self._reported = None, False
@@ -273,7 +275,7 @@ class Spotter:
         """The open run's apex: of its frames that can be one (high c, back where they began, no
         blink), where the motion since k frames before (s) is highest. None while there is none."""
         valid = [f for f in self._run if f.score > self.threshold]
-        return max(valid, key=lambda f: f.raw, default=None)
+        return max(valid, key=lambda f: f.motion.raw, default=None)
 
     def _confirm_early(self) -> Spot | None:
         """The open run's event, as soon as its apex is scored (k frames after it, when its region is
@@ -283,11 +285,11 @@ class Spotter:
         apex = self._apex()
         if self._reported or apex is None or REGION_NAMES[int(np.argmax(apex.z))] in SPEECH_REGIONS:
             return None
-        peak = next(m.s[apex.raw_region] for m in self._motion if m.frame == apex.frame)
+        region, peak = apex.motion.region, apex.motion.s[apex.motion.region]
         for m in (m for m in self._motion if apex.frame < m.frame <= apex.frame + self.k):
-            if m.raw > apex.raw:
+            if m.raw > apex.motion.raw:
                 return None  # s was still rising: the apex is later
-            if m.s[apex.raw_region] <= self.config.confirm_fall * peak:
+            if m.s[region] <= self.config.confirm_fall * peak:
                 self._reported = True
                 return self._spot(apex)
         return None
@@ -295,8 +297,8 @@ class Spotter:
     def _spot(self, apex: _Scored) -> Spot:
         order = np.argsort(-apex.z)
         regions = tuple(REGION_NAMES[r] for r in order if apex.z[r] > self.threshold)
-        return Spot(self._onset(apex.frame, apex.raw_region), apex.frame,
-                    self._offset(apex.frame, apex.raw_region), apex.score, self.threshold, regions)
+        return Spot(self._onset(apex.motion), apex.frame, self._offset(apex.frame, apex.motion.region),
+                    apex.score, self.threshold, regions)
 
     def _propose_raw(self) -> None:
         """s peaks at an apex k frames before c can tell: once s has fallen from a peak above
@@ -304,9 +306,9 @@ class Spotter:
         start the event's input early. The run's apex is chosen on s too, so the two agree."""
         if len(self._motion) < 3 or self._dropping or self._reported or self._run:
             return
-        before, peak, now = list(self._motion)[-3:]
+        before, peak, now = self._motion[-3], self._motion[-2], self._motion[-1]
         if before.raw <= peak.raw > max(now.raw, self.threshold) and (self.candidate is None or self.candidate[1] < peak.frame):
-            self.candidate = (self._onset(peak.frame, peak.region), peak.frame)
+            self.candidate = (self._onset(peak), peak.frame)
 
     def _propose(self) -> None:
         """Once the open run's score has fallen from its apex so far, that apex is the likely one."""
@@ -315,7 +317,7 @@ class Spotter:
             return
         if self._run[-1].frame != apex.frame or self._below:  # fallen, within the run or below threshold
             if self.candidate is None or self.candidate[1] != apex.frame:
-                self.candidate = (self._onset(apex.frame, apex.raw_region), apex.frame)
+                self.candidate = (self._onset(apex.motion), apex.frame)
 
     def _returned(self, j: int, c: np.ndarray) -> np.ndarray:
         """Per region: are frames j-k and j+k (the newest) alike, as around a brief expression? A
@@ -336,10 +338,12 @@ class Spotter:
         bar = self.config.bound_fraction * motion(side)
         return next((j for j in candidates if motion(j) >= bar), side)
 
-    def _onset(self, apex: int, region: int) -> int:
-        """In [apex-k, apex), on the region that moved most. It needs no frame after the apex, so
-        the same onset is known as soon as the apex is (the live app's early start relies on it)."""
-        return self._last_neutral(self._motion_to(apex, region), range(apex - 1, apex - self.k, -1), apex - self.k)
+    def _onset(self, apex: _Motion) -> int:
+        """In [apex-k, apex), on the region whose s is highest at the apex. It needs no frame after
+        the apex, so the same onset is known as soon as the apex is (the live app's early start
+        relies on it)."""
+        a = apex.frame
+        return self._last_neutral(self._motion_to(a, apex.region), range(a - 1, a - self.k, -1), a - self.k)
 
     def _offset(self, apex: int, region: int) -> int:
         """After the apex, up to 2k later or the newest frame (an expression may fall more slowly
