@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -33,7 +34,9 @@ def pair_and_box(locator):
 def test_recipe_round_trips_through_json_and_rejects_mismatches():
     for recipe in (InputRecipe.composite(), InputRecipe.paper(), InputRecipe(flow="dis", face_margin=0.1)):
         assert InputRecipe.from_dict(json.loads(json.dumps(recipe.to_dict()))) == recipe
-    assert InputRecipe.composite().flow_params == TVL1Params()
+    assert InputRecipe.composite().flow_params == TVL1Params(scales=1)
+    with pytest.raises(ValueError, match="align='similarity'"):
+        InputRecipe(register="shift")
     assert InputRecipe(third_channel="magnitude").channels == ("u", "v", "magnitude")
     with pytest.raises(ValueError):
         InputRecipe(flow="tvl1", flow_params=FarnebackParams())
@@ -144,11 +147,28 @@ def test_a_first_build_checkpoint_recipe_still_loads_and_crops_by_the_box(pair_a
     """The first build's recipes had no alignment, strain grid or resize fields: they load as the
     box crop with strain on the crop's flow, and run on a face known only by its box."""
     old = {k: v for k, v in InputRecipe.composite().to_dict().items()
-           if k not in ("align", "template", "strain_grid", "resize")}
+           if k not in ("align", "template", "register", "strain_grid", "resize")}
     recipe = InputRecipe.from_dict(old)
-    assert (recipe.align, recipe.strain_grid, recipe.resize) == ("box", "crop", "area")
+    assert (recipe.align, recipe.register, recipe.strain_grid, recipe.resize) == ("box", "none", "crop", "area")
     onset, apex, face = pair_and_box
     x = make_model_input(onset, apex, recipe, Face(face.box))
     assert x.shape == (3, 28, 28) and np.isfinite(x).all()
     with pytest.raises(FlowError, match="landmarks"):
         make_model_input(onset, apex, InputRecipe.composite(), Face(face.box))
+
+
+def test_a_head_drift_between_onset_and_apex_is_cut_away(pair_and_box):
+    """The head drifts 4 px right and 3 px up between onset and apex: the composite recipe cuts the
+    apex that much further on, so the input is the one without the drift; a recipe without
+    registration (as checkpoints before it) keeps the drift in the flow and loses the expression."""
+    onset, apex, face = pair_and_box
+    h, w = apex.shape[:2]
+    drifted = cv2.warpAffine(apex, np.float32([[1, 0, 4], [0, 1, -3]]), (w, h), borderMode=cv2.BORDER_REFLECT)
+
+    def similarity(recipe: InputRecipe) -> list[float]:
+        still, moved = (make_model_input(onset, a, recipe, face) for a in (apex, drifted))
+        return [np.corrcoef(still[c].ravel(), moved[c].ravel())[0, 1] for c in range(3)]
+
+    u, v, strain = similarity(InputRecipe.composite())
+    assert min(u, v) > 0.98 and strain > 0.9
+    assert min(similarity(replace(InputRecipe.composite(), register="none"))[:2]) < 0.8

@@ -53,3 +53,15 @@ def aligned_crop(frame: np.ndarray, matrix: np.ndarray, height: int, width: int)
         sigma = 0.5 * (1.0 / scale - 1.0)
         frame = cv2.GaussianBlur(frame, (0, 0), sigma) if sigma > 0.25 else frame
     return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def whole_pixel_shift(onset_crop: np.ndarray, apex_crop: np.ndarray) -> tuple[int, int]:
+    """How far the face's content moved from the onset crop to the apex crop, rounded to whole pixels
+    (dx, dy): phase correlation of the two, which the local motion of an expression hardly moves.
+
+    Cutting the apex that much further on removes the head's drift without resampling, and a
+    constant shift of the flow changes nothing after the per-channel min-max stretch.
+    """
+    window = cv2.createHanningWindow(onset_crop.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(onset_crop.astype(np.float32), apex_crop.astype(np.float32), window)
+    return round(dx), round(dy)

@@ -41,14 +41,16 @@ def warp_image(image: np.ndarray, displacement: np.ndarray) -> np.ndarray:
 
 
 def synthetic_pair(face: np.ndarray, warp: Warp, rng: np.random.Generator, noise: float = 2.0,
-                   jitter: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+                   jitter: float = 0.2, noise_rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(onset, apex) uint8 images like `face`: apex = face warped by `warp` plus a small global
-    shift (`jitter` px, head sway), each frame with independent sensor noise of std `noise` grey levels."""
+    shift (`jitter` px, head sway, drawn from rng), each frame with independent sensor noise of std
+    `noise` grey levels (drawn from noise_rng, default rng: the same rng state with another noise_rng
+    gives the same pair seen through fresh sensor noise)."""
     h, w = face.shape[:2]
     field = warp.field(h, w) + rng.uniform(-jitter, jitter, size=2).astype(np.float32)
     apex = warp_image(face, field)
 
     def noisy(img: np.ndarray) -> np.ndarray:
-        return np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
+        return np.clip(img + (noise_rng or rng).normal(0, noise, img.shape), 0, 255).astype(np.uint8)
 
     return noisy(face.astype(np.float32)), noisy(apex.astype(np.float32))
