@@ -26,6 +26,7 @@ class BenchConfig:
     breakdown: bool = False  # per-module time of the eager model ("where the time goes")
     pipeline_runs: int = 5  # timed calls per pipeline stage
     video_seconds: float = 2.0  # synthetic clip for the end-to-end run, at 30 fps
+    latency_runs: int = 1  # paced passes of that clip (one event each): the apex-to-label spread
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -54,6 +55,7 @@ MODES = {
         breakdown=True,
         pipeline_runs=20,
         video_seconds=4.0,
+        latency_runs=6,
     ),
     "full": BenchConfig(
         mode="full",
@@ -70,6 +72,7 @@ MODES = {
         breakdown=True,
         pipeline_runs=50,
         video_seconds=10.0,
+        latency_runs=20,
     ),
 }
 

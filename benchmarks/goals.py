@@ -42,5 +42,7 @@ class Goal:
 MODEL_CPU = Goal("model_cpu_b1", "model, batch 1, CPU (stated for 2 threads), best backend", 5.0, "ms", False)
 PIPELINE_FPS = Goal("pipeline_fps", "live pipeline sustained on 640x480 frames", 60.0, "fps", True)
 APEX_TO_LABEL = Goal("apex_to_label", "apex frame arrival to label (median; 2-core CPU at 30 fps)", 250.0, "ms", False)
+APEX_TO_LABEL_P95 = Goal("apex_to_label_p95", "apex frame arrival to label (p95; 2-core CPU at 30 fps)", 350.0, "ms",
+                         False)
 TENSORRT = Goal("tensorrt_b1", "model, batch 1, TensorRT on a GPU", 1.0, "ms", False)
-GOALS = (MODEL_CPU, PIPELINE_FPS, APEX_TO_LABEL, TENSORRT)
+GOALS = (MODEL_CPU, PIPELINE_FPS, APEX_TO_LABEL, APEX_TO_LABEL_P95, TENSORRT)

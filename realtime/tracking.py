@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
+from epir_core.preprocess.align import compose, face_corners
 from epir_core.preprocess.face import Face, Roi
 
 
@@ -43,11 +44,6 @@ def bounding_box(points: np.ndarray, shape: tuple[int, int], margin: int) -> tup
     low = np.maximum(np.floor(points.min(axis=0)).astype(int) - margin, 0)
     high = np.minimum(np.ceil(points.max(axis=0)).astype(int) + margin, shape[::-1])
     return low[0], low[1], high[0], high[1]
-
-
-def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """2 x 3 affine maps: outer after inner."""
-    return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -145,8 +141,4 @@ class FaceTracker:
         self._tracked = TrackedFace(face, self._tracked.head, self._tracked.track)
 
     def _seed_points(self, gray: np.ndarray, face: Face) -> np.ndarray | None:
-        """Corners inside the face's landmark hull, where the head's motion is measured."""
-        mask = np.zeros_like(gray)
-        cv2.fillConvexPoly(mask, cv2.convexHull(face.landmarks.astype(np.int32)), 255)
-        return cv2.goodFeaturesToTrack(gray, self.config.max_points, qualityLevel=0.01,
-                                       minDistance=max(4, face.box.width // 16), mask=mask)
+        return face_corners(gray, face.landmarks, self.config.max_points, spacing=max(4, face.box.width // 16))

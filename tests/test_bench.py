@@ -98,7 +98,8 @@ def test_quick_run_record_has_every_field_with_its_type(quick_run):
                        "dropped_frames": int, "events_expected": int, "events_spotted": int, "backend": str,
                        "backend_threads": int})
 
-    assert [g["id"] for g in record["goals"]] == ["model_cpu_b1", "pipeline_fps", "apex_to_label", "tensorrt_b1"]
+    assert [g["id"] for g in record["goals"]] == ["model_cpu_b1", "pipeline_fps", "apex_to_label", "apex_to_label_p95",
+                                                  "tensorrt_b1"]
     for goal in record["goals"]:
         assert goal["status"] in ("met", "missed", "not_measured")
         assert (goal["measured"] is None) == (goal["status"] == "not_measured")
@@ -157,17 +158,18 @@ def _row(backend: str, median: float | None, status: str = "ok", reason: str | N
 
 def test_goals_take_the_fastest_backend_and_report_margins():
     split = {"spotting_wait": {"median_ms": 250.0}, "input": {"median_ms": 240.0}, "model": {"median_ms": 4.0}}
-    e2e = {"fps_sustained": 75.0, "apex_to_label_ms": {"median_ms": 280.0}, "recognise_ms": {"median_ms": 30.0},
-           "latency_split_ms": split, "reason": None}
+    e2e = {"fps_sustained": 75.0, "apex_to_label_ms": {"median_ms": 280.0, "p95_ms": 340.0},
+           "recognise_ms": {"median_ms": 30.0}, "latency_split_ms": split, "reason": None, "events_spotted": 6}
     record = {"environment": {"threads": {"torch": 2}}, "model": {"latency": [_row("torch", 12.0), _row("onnx", 4.0),
                                     _row("tensorrt", None, "skipped", "TensorRT needs a CUDA device")]},
               "pipeline": {"end_to_end": e2e}}
-    model, fps, latency, trt = check_goals(record)
+    model, fps, latency, p95, trt = check_goals(record)
     assert (model["status"], model["measured"], model["margin"]) == ("met", 4.0, 1.0)
     assert model["reason"] == "onnx fp32, 2 thread(s)"
     assert (fps["status"], fps["margin"]) == ("met", 15.0)
     assert (latency["status"], latency["margin"]) == ("missed", -30.0)
     assert "spotting wait 250 ms" in latency["reason"] and "input" in latency["reason"]
+    assert (p95["status"], p95["margin"], p95["reason"]) == ("met", 10.0, "6 events")
     assert trt["status"] == "not_measured" and trt["reason"] == "TensorRT needs a CUDA device"
 
 

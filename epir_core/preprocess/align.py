@@ -11,6 +11,10 @@ The template is measured, not chosen: `python -m train.calibrate_alignment` writ
 composite_template.json from the composite's faces (see that module for how). It holds the
 landmarks that the databases' own registration kept still (those that vary least across the
 composite's faces: around the eyes), so the fit reproduces that registration.
+
+The databases also registered each clip's frames on its first, so their flows hold little of the
+head's own motion. A live head drifts and rolls between onset and apex; head_motion measures that
+and the apex is cut where the head went.
 """
 
 from __future__ import annotations
@@ -55,13 +59,39 @@ def aligned_crop(frame: np.ndarray, matrix: np.ndarray, height: int, width: int)
     return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def whole_pixel_shift(onset_crop: np.ndarray, apex_crop: np.ndarray) -> tuple[int, int]:
-    """How far the face's content moved from the onset crop to the apex crop, rounded to whole pixels
-    (dx, dy): phase correlation of the two, which the local motion of an expression hardly moves.
 
-    Cutting the apex that much further on removes the head's drift without resampling, and a
-    constant shift of the flow changes nothing after the per-channel min-max stretch.
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """2 x 3 affine maps: outer after inner."""
+    return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
+
+
+def face_corners(grey: np.ndarray, landmarks: np.ndarray, count: int, spacing: float) -> np.ndarray | None:
+    """Up to `count` corners (N x 1 x 2 float32) inside the landmarks' hull, `spacing` px apart: the
+    points where the head's rigid motion is measured. None when the face has none."""
+    mask = np.zeros_like(grey)
+    cv2.fillConvexPoly(mask, cv2.convexHull(landmarks.astype(np.int32)), 255)
+    return cv2.goodFeaturesToTrack(grey, count, qualityLevel=0.01, minDistance=spacing, mask=mask)
+
+
+HEAD_POINTS = 100  # corners followed from onset to apex
+MIN_HEAD_POINTS = 12  # fewer inliers than this: no registration
+
+
+def head_motion(onset_grey: np.ndarray, apex_grey: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
+    """2 x 3 similarity (shift, scale, roll) carrying the head from the onset frame to the apex frame,
+    or None when too few points follow it.
+
+    Lucas-Kanade follows corners of the onset's face into the apex; RANSAC (1 px, as the live tracker)
+    fits the similarity most of them share, so that what an expression moves further does not pull it.
+    A roll of half a degree moves the crop's edges by more than a micro-expression moves the face,
+    so without this the flow shows the head, not the expression (README, input recipe).
     """
-    window = cv2.createHanningWindow(onset_crop.shape[::-1], cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(onset_crop.astype(np.float32), apex_crop.astype(np.float32), window)
-    return round(dx), round(dy)
+    points = face_corners(onset_grey, landmarks, HEAD_POINTS, spacing=max(3.0, np.ptp(landmarks[:, 0]) / 40))
+    if points is None or len(points) < MIN_HEAD_POINTS:
+        return None
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(onset_grey, apex_grey, points, None, winSize=(21, 21), maxLevel=3)
+    ok = status.ravel() == 1
+    if ok.sum() < MIN_HEAD_POINTS:
+        return None
+    matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    return None if matrix is None or inliers.sum() < MIN_HEAD_POINTS else matrix

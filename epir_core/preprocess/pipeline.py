@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from epir_core.errors import FlowError
-from epir_core.preprocess.align import aligned_crop, alignment_matrix, whole_pixel_shift
+from epir_core.preprocess.align import aligned_crop, alignment_matrix, compose, head_motion
 from epir_core.preprocess.face import Face, crop_face
 from epir_core.preprocess.flow import compute_flow
 from epir_core.preprocess.recipe import InputRecipe
@@ -37,18 +37,16 @@ def crop_matrix(face: Face, recipe: InputRecipe) -> np.ndarray:
 
 def crop_pair(onset_bgr: np.ndarray, apex_bgr: np.ndarray, recipe: InputRecipe,
               face: Face) -> tuple[np.ndarray, np.ndarray]:
-    """Both frames cut the same way from the onset's face (so the motion between them is the
-    face's own; with recipe.register "shift", the apex as much further on as the head drifted, to
-    the whole pixel) and made grey: two crop_height x crop_width uint8 images."""
+    """Both frames cut the same way from the onset's face, so that the motion between them is the
+    face's own (with recipe.register "head", the apex where the head moved to), and made grey: two
+    crop_height x crop_width uint8 images."""
     size = (recipe.crop_height, recipe.crop_width)
     if recipe.align == "similarity":
         matrix = crop_matrix(face, recipe)
-        onset, apex = (aligned_crop(to_grey(frame), matrix, *size) for frame in (onset_bgr, apex_bgr))
-        if recipe.register == "shift":
-            dx, dy = whole_pixel_shift(onset, apex)
-            if dx or dy:
-                apex = aligned_crop(to_grey(apex_bgr), matrix - [[0, 0, dx], [0, 0, dy]], *size)
-        return onset, apex
+        onset, apex = to_grey(onset_bgr), to_grey(apex_bgr)
+        motion = head_motion(onset, apex, face.landmarks) if recipe.register == "head" else None
+        apex_matrix = matrix if motion is None else compose(matrix, cv2.invertAffineTransform(motion))
+        return aligned_crop(onset, matrix, *size), aligned_crop(apex, apex_matrix, *size)
     return tuple(crop_face(to_grey(frame), face.box, *size, margin=recipe.face_margin)
                  for frame in (onset_bgr, apex_bgr))
 

@@ -60,9 +60,9 @@ class InputRecipe:
     align: str = "box"
     template: tuple = ()  # (x, y) fractions of the crop, one per align.ALIGN_POINTS entry
     face_margin: float = 0.0  # extra fraction of the landmark box on each side ("box" only)
-    # "shift" cuts the apex where the head has drifted since the onset, to the whole pixel
-    # (align.whole_pixel_shift; "similarity" only): the databases registered their frames, and a
-    # single-scale flow cannot follow a drift of a few pixels. "none" is the first builds' way.
+    # "head" cuts the apex where the head has moved since the onset (align.head_motion: shift, scale,
+    # roll; "similarity" only), as the databases registered their frames; a roll of half a degree
+    # would otherwise outweigh the expression in the flow. "none" is the earlier builds' way.
     register: str = "none"
     flow: str = "tvl1"  # tvl1 | farneback | dis
     flow_params: FlowParams = None  # None = the algorithm's defaults (filled in on construction)
@@ -90,10 +90,10 @@ class InputRecipe:
         object.__setattr__(self, "template", tuple(tuple(float(c) for c in point) for point in self.template))
         if self.align == "similarity" and not self.template:
             raise ValueError("similarity alignment needs a template")
-        if self.register not in ("none", "shift"):
-            raise ValueError(f"unknown registration {self.register!r}; expected none or shift")
-        if self.register == "shift" and self.align != "similarity":
-            raise ValueError("shift registration moves the aligned crop; it needs align='similarity'")
+        if self.register not in ("none", "head"):
+            raise ValueError(f"unknown registration {self.register!r}; expected none or head")
+        if self.register == "head" and self.align != "similarity":
+            raise ValueError("head registration moves the aligned crop; it needs align='similarity'")
         if self.strain_grid not in ("crop", "input"):
             raise ValueError(f"unknown strain grid {self.strain_grid!r}; expected crop or input")
         if self.resize not in ("area", "linear"):
@@ -107,16 +107,16 @@ class InputRecipe:
     @classmethod
     def composite(cls) -> "InputRecipe":
         """The recipe of the MEGC 2019 composite flows (STSTNet: TV-L1 on tight face crops), with
-        the crops aligned as the composite's faces are and the head's drift removed.
+        the crops aligned as the composite's faces are and the head's motion removed.
 
         TV-L1 runs on one scale, not OpenCV's five: on real frames its inputs match the composite's
         as closely as five scales do, in half the time, and it differs from five scales less than
         five scales differ from themselves on a fresh draw of sensor noise (README, input recipe).
-        A single scale cannot follow a drift of pixels, hence register="shift".
+        A single scale cannot follow a move of pixels, which register="head" takes away.
         """
         from epir_core.preprocess.align import load_template
 
-        return cls(align="similarity", template=load_template(), register="shift", flow_params=TVL1Params(scales=1),
+        return cls(align="similarity", template=load_template(), register="head", flow_params=TVL1Params(scales=1),
                    strain_grid="input", resize="linear")
 
     @classmethod
