@@ -8,7 +8,9 @@ with the shipped checkpoint's recipe:
 
 - exact crops: the databases' own crops, as the composite's flows were made from them;
 - live path: the raw CASME II clip, face found and aligned on its first frame (the onset), against
-  every later frame as the apex, exactly as epir-live makes an event's input.
+  every later frame as the apex, exactly as epir-live makes an event's input;
+- live path, spotted: the onset and apex the live spotter picks on that clip (with a still lead-in,
+  at 200 fps), the pair epir-live labels.
 
 With the shipped model's label and confidence for each, and label stability on the raw clip: how
 often the label changes when the apex moves by one or two frames around the best-matching apex.
@@ -26,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.spotting_bench import padded_real_clip, spot_frames
 from epir_core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
 from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
 from realtime.sources import read_video
@@ -36,6 +39,7 @@ from epir_core.paths import data_root as default_data_root
 REAL = Path("real_frames")
 RAW_CLIP = REAL / "casme2_sub01_EP02_01f" / "raw_44f.avi"
 STABILITY_SPAN = 5  # apex candidates: the best-matching frame and this many on each side
+FPS = 200.0  # the CASME II camera's rate, at which epir-live reads the clip
 
 
 def composite_input(data_root: Path, name: str) -> np.ndarray:
@@ -109,13 +113,29 @@ def raw_clip(data_root: Path, recipe: InputRecipe, label, locator: FaceLocator) 
             "labels_around_best": [labels[a] for a in sorted(labels)]}
 
 
+def spotted_event(data_root: Path, recipe: InputRecipe, label, locator: FaceLocator) -> dict:
+    """The pair epir-live itself labels: the live spotter's onset and apex on the raw clip, padded
+    with a still lead-in as a camera would give it (spotting_bench.padded_real_clip, 200 fps)."""
+    clip, lead, length = padded_real_clip(data_root, FPS)
+    if not clip:
+        return {"status": f"{data_root / RAW_CLIP} is missing or unreadable"}
+    spots = [s for s in spot_frames(clip, FPS, locator)[0] if lead <= s.apex < lead + length]
+    if not spots:
+        return {"status": "the spotter found no event in the clip"}
+    onset, apex = spots[0].onset, spots[0].apex
+    x = make_model_input(clip[onset], clip[apex], recipe, locator.locate(clip[onset]))
+    return {"status": "ok", "onset_frame": onset - lead, "apex_frame": apex - lead,
+            "corr_uvs": correlation(x, composite_input(data_root, "sub01_EP02_01f")), "label": label(x)}
+
+
 def report(data_root: Path, model: Path) -> dict:
     label = Labeller(model)
     recipe = label.ckpt.recipe
     with FaceLocator() as locator:
         return {"recipe": recipe.to_dict() | {"template": f"{len(recipe.template)} points"},
                 "model": str(model), "exact_crops": exact_crops(data_root, recipe, label),
-                "raw_clip": raw_clip(data_root, recipe, label, locator)}
+                "raw_clip": raw_clip(data_root, recipe, label, locator),
+                "spotted_event": spotted_event(data_root, recipe, label, locator)}
 
 
 def main(
@@ -145,7 +165,14 @@ def main(
         best = raw["best"]
         table.add_row(f"casme2 sub01 EP02_01f raw clip, apex frame {best['apex_frame']} (best)", "live path",
                       *map(str, best["corr_uvs"]), f"{best['label'][0]} {best['label'][1]}")
+    spotted = result["spotted_event"]
+    if spotted["status"] == "ok":
+        table.add_row(f"casme2 sub01 EP02_01f raw clip, epir-live's event (onset {spotted['onset_frame']}, "
+                      f"apex {spotted['apex_frame']})", "live path, spotted", *map(str, spotted["corr_uvs"]),
+                      f"{spotted['label'][0]} {spotted['label'][1]}")
     console.print(table)
+    if spotted["status"] != "ok":
+        console.print(f"spotted event: {spotted['status']}", highlight=False)
     if raw["status"] == "ok":
         console.print(f"raw clip: label changes when the apex moves by 1 frame: {raw['label_change_rate']['1 frame']}, "
                       f"by 2 frames: {raw['label_change_rate']['2 frames']}; labels around the best apex: "

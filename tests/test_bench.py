@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from epir_core.checkpoint import DEFAULT_MODEL_PATH
 from epir_core.provenance import package_version
 from benchmarks.config import make_config
 from benchmarks.goals import MODEL_CPU, PIPELINE_FPS, REFERENCE
@@ -215,3 +216,18 @@ def test_spotting_run_without_the_data_animates_the_shipped_portrait(tmp_path):
     assert set(summary["targets"]) == {"f1_2_to_4px >= 0.90", "recall at 1 px >= 0.70", "false events per minute <= 1",
                                        "apex within 2 frames at 30 fps", "real clip's event found",
                                        "spotting < 3 ms per frame"}
+
+
+def test_the_fidelity_report_follows_real_frames_to_their_composite_labels(shared_data):
+    """`python -m benchmarks.fidelity` on real_frames/: the databases' own crops and the pair the live
+    spotter picks on the raw clip give inputs close to the composite's flows of the same samples
+    (bars below this build's 0.82-0.90 and 0.79-0.83), and the shipped model's composite labels."""
+    from benchmarks.fidelity import report
+
+    result = report(shared_data, DEFAULT_MODEL_PATH)
+    exact = {row["sample"].split(" (")[0]: row for row in result["exact_crops"]}
+    assert [exact[s]["label"][0] for s in ("samm 006_1_2", "casme2 sub01 EP02_01f")] == ["negative", "positive"]
+    assert all(min(row["corr_uvs"][:2]) > 0.75 for row in exact.values())
+    spotted = result["spotted_event"]
+    assert spotted["status"] == "ok" and spotted["label"][0] == "positive"
+    assert min(spotted["corr_uvs"][:2]) > 0.75
