@@ -41,9 +41,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from epir_core.preprocess.align import compose
+from epir_core.preprocess.align import bounding_box, compose
 from epir_core.preprocess.regions import REGION_NAMES, REGION_OF_POINT, REGION_POINTS
-from realtime.tracking import TrackedFace, apply, bounding_box
+from realtime.tracking import TrackedFace, apply
 
 LK_WINDOW = (15, 15)  # px at the frame's resolution; the face's texture is finer than this
 LK_LEVELS = 1  # pyramid levels above the frame: the head's motion is already warped away

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
-from epir_core.preprocess.align import compose, face_corners
+from epir_core.preprocess.align import bounding_box, compose, face_corners
 from epir_core.preprocess.face import Face, Roi
 
 
@@ -37,13 +37,6 @@ class TrackedFace:
     face: Face  # landmarks carried to this frame
     head: np.ndarray  # 2 x 3 similarity: track's first frame -> this frame
     track: int  # a new number each time the face is found anew: heads of two tracks do not compose
-
-
-def bounding_box(points: np.ndarray, shape: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
-    """x0, y0, x1, y1 of the points' bounding box grown by `margin`, inside an image of `shape`."""
-    low = np.maximum(np.floor(points.min(axis=0)).astype(int) - margin, 0)
-    high = np.minimum(np.ceil(points.max(axis=0)).astype(int) + margin, shape[::-1])
-    return low[0], low[1], high[0], high[1]
 
 
 def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

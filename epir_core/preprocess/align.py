@@ -59,10 +59,16 @@ def aligned_crop(frame: np.ndarray, matrix: np.ndarray, height: int, width: int)
     return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """2 x 3 affine maps: outer after inner."""
     return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
+
+
+def bounding_box(points: np.ndarray, shape: tuple[int, int], margin: int) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of the points' bounding box grown by `margin`, inside an image of `shape`."""
+    low = np.maximum(np.floor(points.min(axis=0)).astype(int) - margin, 0)
+    high = np.minimum(np.ceil(points.max(axis=0)).astype(int) + margin, shape[::-1])
+    return low[0], low[1], high[0], high[1]
 
 
 def face_corners(grey: np.ndarray, landmarks: np.ndarray, count: int, spacing: float) -> np.ndarray | None:
@@ -86,12 +92,18 @@ def head_motion(onset_grey: np.ndarray, apex_grey: np.ndarray, landmarks: np.nda
     A roll of half a degree moves the crop's edges by more than a micro-expression moves the face,
     so without this the flow shows the head, not the expression (README, input recipe).
     """
-    points = face_corners(onset_grey, landmarks, HEAD_POINTS, spacing=max(3.0, np.ptp(landmarks[:, 0]) / 40))
+    width = float(np.ptp(landmarks[:, 0]))
+    # Only the face and a quarter of its width round it (room for the head to move) is searched,
+    # so the cost does not grow with the camera's resolution.
+    x0, y0, x1, y1 = bounding_box(landmarks, onset_grey.shape, margin=round(width / 4))
+    onset, apex, origin = onset_grey[y0:y1, x0:x1], apex_grey[y0:y1, x0:x1], np.float32([x0, y0])
+    points = face_corners(onset, landmarks - origin, HEAD_POINTS, spacing=max(3.0, width / 40))
     if points is None or len(points) < MIN_HEAD_POINTS:
         return None
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(onset_grey, apex_grey, points, None, winSize=(21, 21), maxLevel=3)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(onset, apex, points, None, winSize=(21, 21), maxLevel=3)
     ok = status.ravel() == 1
     if ok.sum() < MIN_HEAD_POINTS:
         return None
-    matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+    matrix, inliers = cv2.estimateAffinePartial2D(points[ok] + origin, moved[ok] + origin, method=cv2.RANSAC,
+                                                  ransacReprojThreshold=1.0)
     return None if matrix is None or inliers.sum() < MIN_HEAD_POINTS else matrix
