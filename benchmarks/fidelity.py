@@ -38,6 +38,7 @@ from epir_core.paths import data_root as default_data_root
 
 REAL = Path("real_frames")
 RAW_CLIP = REAL / "casme2_sub01_EP02_01f" / "raw_44f.avi"
+RAW_CLIP_SAMPLE = "sub01_EP02_01f"  # the composite's name of the clip's sample
 STABILITY_SPAN = 5  # apex candidates: the best-matching frame and this many on each side
 FPS = 200.0  # the CASME II camera's rate, at which epir-live reads the clip
 
@@ -94,7 +95,7 @@ def raw_clip(data_root: Path, recipe: InputRecipe, label, locator: FaceLocator) 
     frames = read_video(data_root / RAW_CLIP)
     if not frames:
         return {"status": f"{data_root / RAW_CLIP} is missing or unreadable"}
-    reference = composite_input(data_root, "sub01_EP02_01f")
+    reference = composite_input(data_root, RAW_CLIP_SAMPLE)
     face = locator.locate(frames[0])
     rows = []
     for j in range(1, len(frames)):
@@ -125,7 +126,7 @@ def spotted_event(data_root: Path, recipe: InputRecipe, label, locator: FaceLoca
     onset, apex = spots[0].onset, spots[0].apex
     x = make_model_input(clip[onset], clip[apex], recipe, locator.locate(clip[onset]))
     return {"status": "ok", "onset_frame": onset - lead, "apex_frame": apex - lead,
-            "corr_uvs": correlation(x, composite_input(data_root, "sub01_EP02_01f")), "label": label(x)}
+            "corr_uvs": correlation(x, composite_input(data_root, RAW_CLIP_SAMPLE)), "label": label(x)}
 
 
 def report(data_root: Path, model: Path) -> dict:

@@ -151,20 +151,20 @@ def _reference_input(onset: np.ndarray, apex: np.ndarray, face: Face) -> np.ndar
     return flow_to_input(compute_flow(*crop_pair(onset, apex, REFERENCE, face), REFERENCE.flow_params), REFERENCE)
 
 
-def noise_floor(pairs: list[Pair]) -> list[float]:
-    """Mean per-channel correlation of the reference's input with itself on the same pair seen
-    through fresh sensor noise: how closely the reference reproduces its own input, and so the
-    closest a stand-in can be expected to come."""
-    corr = [_correlations(_reference_input(*p.again, p.face), _reference_input(p.onset, p.apex, p.face)) for p in pairs]
+def noise_floor(pairs: list[Pair], references: list[np.ndarray]) -> list[float]:
+    """Mean per-channel correlation of the reference's input (`references`, one per pair) with
+    itself on the same pair seen through fresh sensor noise: how closely the reference reproduces
+    its own input, and so the closest a stand-in can be expected to come."""
+    corr = [_correlations(_reference_input(*p.again, p.face), ref) for p, ref in zip(pairs, references)]
     return [round(float(c), 3) for c in np.nanmean(np.array(corr), axis=0)]
 
 
-def flow_table(pairs: list[Pair], floor: list[float], repeats: int = 3) -> list[dict]:
+def flow_table(pairs: list[Pair], references: list[np.ndarray], floor: list[float], repeats: int = 3) -> list[dict]:
     """ms per pair (one thread, median over pairs of the best of `repeats`) and per-channel
-    correlation with the full-quality TV-L1 reference, for each of FLOW_SETTINGS. A setting holds
-    when every channel reaches FIDELITY; it is within noise when every channel reaches `floor`."""
+    correlation with the full-quality TV-L1 reference's input (`references`), for each of
+    FLOW_SETTINGS. A setting holds when every channel reaches FIDELITY; it is within noise when
+    every channel reaches `floor`."""
     cv2.setNumThreads(1)
-    references = [_reference_input(p.onset, p.apex, p.face) for p in pairs]
     rows = []
     for (height, width), params in FLOW_SETTINGS:
         recipe = replace(REFERENCE, crop_height=height, crop_width=width, flow=FLOW_NAMES[type(params)],
@@ -212,9 +212,10 @@ def main(
         "warp_composite_recipe": warp_evidence(data, InputRecipe.composite()),
         "warp_full_tvl1": warp_evidence(data, REFERENCE),
         "warp_paper_recipe": warp_evidence(data, InputRecipe.paper()),
-        "noise_floor": noise_floor(data),
     }
-    result["flow"] = flow_table(data, result["noise_floor"])
+    references = [_reference_input(p.onset, p.apex, p.face) for p in data]
+    result["noise_floor"] = noise_floor(data, references)
+    result["flow"] = flow_table(data, references, result["noise_floor"])
     for name in ("warp_composite_recipe", "warp_full_tvl1", "warp_paper_recipe", "noise_floor"):
         console.print(name, result[name])
     table = Table(title=f"Flow on 1 CPU thread vs full-quality TV-L1 (170x140, OpenCV defaults); "

@@ -14,11 +14,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from epir_core.errors import FaceTooSmallError, NoFaceError
-from epir_core.preprocess.align import bounding_box, compose, face_corners
+from epir_core.preprocess.align import bounding_box, compose, face_corners, rigid_motion
 from epir_core.preprocess.face import Face, Roi
 
 
@@ -82,23 +81,15 @@ class FaceTracker:
         """Carry landmarks and head by the rigid motion of the LK points; False when it is lost."""
         if self._points is None or len(self._points) < self.config.min_points:
             return False
-        # LK sees only the face's surroundings: pyramids of the whole frame would cost more than the points.
-        x0, y0, x1, y1 = bounding_box(self._points.reshape(-1, 2), gray.shape, margin=64)
-        origin = np.array([x0, y0], np.float32)
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(self._prev_gray[y0:y1, x0:x1], gray[y0:y1, x0:x1],
-                                                    self._points - origin, None, winSize=(15, 15), maxLevel=2)
-        moved += origin
-        ok = status.ravel() == 1
-        if ok.sum() < self.config.min_points:
+        box = bounding_box(self._points.reshape(-1, 2), gray.shape, margin=64)
+        found = rigid_motion(self._prev_gray, gray, self._points, box, window=15, levels=2,
+                             ransac_px=self.config.ransac_px, min_points=self.config.min_points)
+        if found is None:
             return False
-        step, inliers = cv2.estimateAffinePartial2D(self._points[ok], moved[ok], method=cv2.RANSAC,
-                                                    ransacReprojThreshold=self.config.ransac_px)
-        if step is None or inliers.sum() < self.config.min_points:
-            return False
+        step, self._points = found
         previous = self._tracked
         landmarks = apply(step, previous.face.landmarks)
         self._tracked = TrackedFace(Face.from_landmarks(landmarks), compose(step, previous.head), previous.track)
-        self._points = moved[ok][inliers.ravel() == 1].reshape(-1, 1, 2)
         if len(self._points) < self.config.max_points // 2:
             self._points = self._seed_points(gray, self._tracked.face)
         return True

@@ -79,6 +79,30 @@ def face_corners(grey: np.ndarray, landmarks: np.ndarray, count: int, spacing: f
     return cv2.goodFeaturesToTrack(grey, count, qualityLevel=0.01, minDistance=spacing, mask=mask)
 
 
+def rigid_motion(a: np.ndarray, b: np.ndarray, points: np.ndarray, box: tuple[int, int, int, int], window: int,
+                 levels: int, ransac_px: float, min_points: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The similarity (shift, scale, roll) that most of `points` share from grey image a to b.
+
+    Lucas-Kanade follows the points (N x 1 x 2 float32, pixels of a) inside `box` (x0, y0, x1, y1)
+    alone: pyramids of the whole frame would cost more than the points. RANSAC at ransac_px keeps
+    what moves on its own (an expression) from pulling the fit. Returns the 2 x 3 map and the
+    inliers where b has them (N' x 1 x 2), or None when fewer than min_points follow it.
+    """
+    x0, y0, x1, y1 = box
+    origin = np.float32([x0, y0])
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(a[y0:y1, x0:x1], b[y0:y1, x0:x1], points - origin, None,
+                                                winSize=(window, window), maxLevel=levels)
+    moved += origin
+    ok = status.ravel() == 1
+    if ok.sum() < min_points:
+        return None
+    matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.RANSAC,
+                                                  ransacReprojThreshold=ransac_px)
+    if matrix is None or inliers.sum() < min_points:
+        return None
+    return matrix, moved[ok][inliers.ravel() == 1].reshape(-1, 1, 2)
+
+
 HEAD_POINTS = 100  # corners followed from onset to apex
 MIN_HEAD_POINTS = 12  # fewer inliers than this: no registration
 
@@ -87,23 +111,18 @@ def head_motion(onset_grey: np.ndarray, apex_grey: np.ndarray, landmarks: np.nda
     """2 x 3 similarity (shift, scale, roll) carrying the head from the onset frame to the apex frame,
     or None when too few points follow it.
 
-    Lucas-Kanade follows corners of the onset's face into the apex; RANSAC (1 px, as the live tracker)
-    fits the similarity most of them share, so that what an expression moves further does not pull it.
-    A roll of half a degree moves the crop's edges by more than a micro-expression moves the face,
-    so without this the flow shows the head, not the expression (README, input recipe).
+    Corners of the onset's face are followed into the apex (rigid_motion, RANSAC at 1 px as the live
+    tracker). A roll of half a degree moves the crop's edges by more than a micro-expression moves
+    the face, so without this the flow shows the head, not the expression (README, input recipe).
     """
     width = float(np.ptp(landmarks[:, 0]))
     # Only the face and a quarter of its width round it (room for the head to move) is searched,
     # so the cost does not grow with the camera's resolution.
-    x0, y0, x1, y1 = bounding_box(landmarks, onset_grey.shape, margin=round(width / 4))
-    onset, apex, origin = onset_grey[y0:y1, x0:x1], apex_grey[y0:y1, x0:x1], np.float32([x0, y0])
-    points = face_corners(onset, landmarks - origin, HEAD_POINTS, spacing=max(3.0, width / 40))
+    box = x0, y0, x1, y1 = bounding_box(landmarks, onset_grey.shape, margin=round(width / 4))
+    origin = np.float32([x0, y0])
+    points = face_corners(onset_grey[y0:y1, x0:x1], landmarks - origin, HEAD_POINTS, spacing=max(3.0, width / 40))
     if points is None or len(points) < MIN_HEAD_POINTS:
         return None
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(onset, apex, points, None, winSize=(21, 21), maxLevel=3)
-    ok = status.ravel() == 1
-    if ok.sum() < MIN_HEAD_POINTS:
-        return None
-    matrix, inliers = cv2.estimateAffinePartial2D(points[ok] + origin, moved[ok] + origin, method=cv2.RANSAC,
-                                                  ransacReprojThreshold=1.0)
-    return None if matrix is None or inliers.sum() < MIN_HEAD_POINTS else matrix
+    found = rigid_motion(onset_grey, apex_grey, points + origin, box, window=21, levels=3, ransac_px=1.0,
+                         min_points=MIN_HEAD_POINTS)
+    return None if found is None else found[0]
