@@ -9,8 +9,9 @@ with the shipped checkpoint's recipe:
 - exact crops: the databases' own crops, as the composite's flows were made from them;
 - live path: the raw CASME II clip, face found and aligned on its first frame (the onset), against
   every later frame as the apex, exactly as epir-live makes an event's input;
-- live path, spotted: the onset and apex the live spotter picks on that clip (with a still lead-in,
-  at 200 fps), the pair epir-live labels.
+- live path, spotted: epir-live itself on that clip (with a still lead-in, at 200 fps): the onset
+  and apex its spotter picks, and its label; then the same as other cameras would give the clip
+  (grey, larger, smaller, darker, JPEG, mirrored, 100 to 29 fps, the head moving).
 
 With the shipped model's label and confidence for each, and label stability on the raw clip: how
 often the label changes when the apex moves by one or two frames around the best-matching apex.
@@ -28,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.spotting_bench import padded_real_clip, spot_frames
+from benchmarks.spotting_bench import padded_real_clip
 from epir_core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
 from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
 from realtime.sources import read_video
@@ -114,19 +115,84 @@ def raw_clip(data_root: Path, recipe: InputRecipe, label, locator: FaceLocator) 
             "labels_around_best": [labels[a] for a in sorted(labels)]}
 
 
-def spotted_event(data_root: Path, recipe: InputRecipe, label, locator: FaceLocator) -> dict:
-    """The pair epir-live itself labels: the live spotter's onset and apex on the raw clip, padded
-    with a still lead-in as a camera would give it (spotting_bench.padded_real_clip, 200 fps)."""
+def moving_head(frames: list[np.ndarray], start: int, length: int, step: tuple[int, int]) -> list[np.ndarray]:
+    """frames with the head moved `step` whole pixels (right, down) per frame from `start` for `length`
+    frames, then held there: a head moving while the expression plays, without resampling."""
+    moved = []
+    for i, frame in enumerate(frames):
+        n = min(max(i - start, 0), length)
+        shift = np.float32([[1, 0, step[0] * n], [0, 1, step[1] * n]])
+        moved.append(cv2.warpAffine(frame, shift, frame.shape[1::-1], flags=cv2.INTER_NEAREST,
+                                    borderMode=cv2.BORDER_REPLICATE))
+    return moved
+
+
+def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
+    return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+
+
+def _scaled(factor: float):
+    interpolation = cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA
+    return lambda frame: cv2.resize(frame, None, fx=factor, fy=factor, interpolation=interpolation)
+
+
+# The real clip as other cameras would give it: name -> (per-frame change, keep every n-th frame).
+# Colour, resolution, exposure, compression, a selfie view and frame rates down to a webcam's.
+CAMERAS = {
+    "as recorded, 200 fps": (None, 1),
+    "grey": (lambda f: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), 1),
+    "2x larger (1280x960)": (_scaled(2.0), 1),
+    "0.6x smaller (384x288)": (_scaled(0.6), 1),
+    "darker (60 %)": (lambda f: (f * 0.6).astype(np.uint8), 1),
+    "JPEG quality 60": (lambda f: _jpeg(f, 60), 1),
+    "mirrored (selfie view)": (lambda f: np.ascontiguousarray(f[:, ::-1]), 1),
+    "100 fps (every 2nd frame)": (None, 2),
+    "67 fps (every 3rd frame)": (None, 3),
+    "40 fps (every 5th frame)": (None, 5),
+    "29 fps (every 7th frame)": (None, 7),
+}
+MIRRORED = "mirrored (selfie view)"
+
+
+def _unmirrored(x: np.ndarray) -> np.ndarray:
+    """A selfie view's model input as the camera's own: flipped back, and u (min-max stretched) negated."""
+    x = x[:, :, ::-1].copy()
+    x[0] = 1.0 - x[0]
+    return x
+
+
+def live_events(data_root: Path, model: Path, recipe: InputRecipe, locator: FaceLocator) -> list[dict]:
+    """epir-live itself (realtime.stream, the shipped model) on the raw clip padded with a still lead-in
+    (spotting_bench.padded_real_clip), as recorded and as the other CAMERAS would give it (plus the
+    head moving a pixel per frame): the event inside the clip, its label, and how its input (the
+    spotter's onset and apex, made as epir-live makes it) correlates with the composite's flow."""
+    import realtime
+    from realtime.session import Analyzer
+
     clip, lead, length = padded_real_clip(data_root, FPS)
     if not clip:
-        return {"status": f"{data_root / RAW_CLIP} is missing or unreadable"}
-    spots = [s for s in spot_frames(clip, FPS, locator)[0] if lead <= s.apex < lead + length]
-    if not spots:
-        return {"status": "the spotter found no event in the clip"}
-    onset, apex = spots[0].onset, spots[0].apex
-    x = make_model_input(clip[onset], clip[apex], recipe, locator.locate(clip[onset]))
-    return {"status": "ok", "onset_frame": onset - lead, "apex_frame": apex - lead,
-            "corr_uvs": correlation(x, composite_input(data_root, RAW_CLIP_SAMPLE)), "label": label(x)}
+        return [{"camera": name, "status": f"{data_root / RAW_CLIP} is missing or unreadable"} for name in CAMERAS]
+    reference = composite_input(data_root, RAW_CLIP_SAMPLE)
+    analyzer = Analyzer(model, explain=False)
+    cameras = dict(CAMERAS) | {"head moving 1 px right and down per frame": (None, 1)}
+    rows = []
+    for name, (change, every) in cameras.items():
+        frames = moving_head(clip, lead, length, (1, 1)) if name.startswith("head moving") else clip
+        frames = [change(f) if change else f for f in frames[::every]]
+        events = list(realtime.stream(frames, fps=FPS / every, analyzer=analyzer))
+        inside = [e for e in events if lead <= e.apex_frame * every < lead + length]
+        row = {"camera": name, "fps": round(FPS / every, 1), "events": len(events)}
+        if not inside:
+            rows.append(row | {"status": "no event inside the clip"})
+            continue
+        event = inside[0]
+        onset, apex = frames[event.onset_frame], frames[event.apex_frame]
+        x = make_model_input(onset, apex, recipe, locator.locate(onset))
+        rows.append(row | {"status": "ok", "onset_frame": event.onset_frame * every - lead,
+                           "apex_frame": event.apex_frame * every - lead,
+                           "corr_uvs": correlation(_unmirrored(x) if name == MIRRORED else x, reference),
+                           "label": [event.label, round(event.confidence, 3)]})
+    return rows
 
 
 def report(data_root: Path, model: Path) -> dict:
@@ -136,7 +202,7 @@ def report(data_root: Path, model: Path) -> dict:
         return {"recipe": recipe.to_dict() | {"template": f"{len(recipe.template)} points"},
                 "model": str(model), "exact_crops": exact_crops(data_root, recipe, label),
                 "raw_clip": raw_clip(data_root, recipe, label, locator),
-                "spotted_event": spotted_event(data_root, recipe, label, locator)}
+                "live_events": live_events(data_root, model, recipe, locator)}
 
 
 def main(
@@ -166,14 +232,24 @@ def main(
         best = raw["best"]
         table.add_row(f"casme2 sub01 EP02_01f raw clip, apex frame {best['apex_frame']} (best)", "live path",
                       *map(str, best["corr_uvs"]), f"{best['label'][0]} {best['label'][1]}")
-    spotted = result["spotted_event"]
-    if spotted["status"] == "ok":
-        table.add_row(f"casme2 sub01 EP02_01f raw clip, epir-live's event (onset {spotted['onset_frame']}, "
-                      f"apex {spotted['apex_frame']})", "live path, spotted", *map(str, spotted["corr_uvs"]),
-                      f"{spotted['label'][0]} {spotted['label'][1]}")
+    live = result["live_events"]
+    recorded = live[0]
+    if recorded["status"] == "ok":
+        table.add_row(f"casme2 sub01 EP02_01f raw clip, epir-live's event (onset {recorded['onset_frame']}, "
+                      f"apex {recorded['apex_frame']})", "live path, spotted", *map(str, recorded["corr_uvs"]),
+                      f"{recorded['label'][0]} {recorded['label'][1]}")
     console.print(table)
-    if spotted["status"] != "ok":
-        console.print(f"spotted event: {spotted['status']}", highlight=False)
+    cameras = Table(title="epir-live on the raw clip as other cameras would give it (composite label: positive)")
+    for column in ("camera", "fps", "events", "onset", "apex", "u", "v", "strain", "label"):
+        cameras.add_column(column)
+    for row in live:
+        if row["status"] == "ok":
+            cameras.add_row(row["camera"], str(row["fps"]), str(row["events"]), str(row["onset_frame"]),
+                            str(row["apex_frame"]), *map(str, row["corr_uvs"]), f"{row['label'][0]} {row['label'][1]}")
+        else:
+            cameras.add_row(row["camera"], str(row.get("fps", "")), str(row.get("events", "")), "", "", "", "", "",
+                            row["status"])
+    console.print(cameras)
     if raw["status"] == "ok":
         console.print(f"raw clip: label changes when the apex moves by 1 frame: {raw['label_change_rate']['1 frame']}, "
                       f"by 2 frames: {raw['label_change_rate']['2 frames']}; labels around the best apex: "

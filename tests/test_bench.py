@@ -219,15 +219,19 @@ def test_spotting_run_without_the_data_animates_the_shipped_portrait(tmp_path):
 
 
 def test_the_fidelity_report_follows_real_frames_to_their_composite_labels(shared_data):
-    """`python -m benchmarks.fidelity` on real_frames/: the databases' own crops and the pair the live
-    spotter picks on the raw clip give inputs close to the composite's flows of the same samples
-    (bars below this build's 0.82-0.90 and 0.79-0.83), and the shipped model's composite labels."""
-    from benchmarks.fidelity import report
+    """`python -m benchmarks.fidelity` on real_frames/: the databases' own crops give inputs close to
+    the composite's flows of the same samples (bar below this build's 0.82-0.90), with the shipped
+    model's composite labels; epir-live on the raw clip, as recorded and as other cameras would give
+    it (grey, 2x, 0.6x, darker, JPEG, mirrored, 100 to 29 fps, head moving), finds the event and labels
+    it positive, from inputs that stay close to the composite's flow (bar below this build's 0.73-0.86)."""
+    from benchmarks.fidelity import CAMERAS, report
 
     result = report(shared_data, DEFAULT_MODEL_PATH)
     exact = {row["sample"].split(" (")[0]: row for row in result["exact_crops"]}
     assert [exact[s]["label"][0] for s in ("samm 006_1_2", "casme2 sub01 EP02_01f")] == ["negative", "positive"]
     assert all(min(row["corr_uvs"][:2]) > 0.75 for row in exact.values())
-    spotted = result["spotted_event"]
-    assert spotted["status"] == "ok" and spotted["label"][0] == "positive"
-    assert min(spotted["corr_uvs"][:2]) > 0.75
+    live = result["live_events"]
+    assert [row["camera"] for row in live[:len(CAMERAS)]] == list(CAMERAS) and len(live) == len(CAMERAS) + 1
+    for row in live:
+        assert row["status"] == "ok" and row["label"][0] == "positive", row
+        assert min(row["corr_uvs"][:2]) > 0.7, row

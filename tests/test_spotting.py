@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
+from benchmarks.fidelity import moving_head
 from benchmarks.spotting_bench import iou, load_faces, padded_real_clip, real_clip, spot_frames
 from benchmarks.spotting_scenarios import Motion, Scenario, distractor_clip, micro_clip, render
 from epir_core.preprocess import FaceLocator
@@ -85,10 +85,7 @@ def test_epir_live_labels_the_real_clip_as_the_composite_does(shared_data, tmp_p
     clip, lead, length = padded_real_clip(shared_data, fps=200.0)
     folder = tmp_path / "frames"
     folder.mkdir()
-    for i, frame in enumerate(clip):
-        moved = min(max(i - lead, 0), length)  # frames the head has moved for
-        shift = np.float32([[1, 0, step[0] * moved], [0, 1, step[1] * moved]])
-        frame = cv2.warpAffine(frame, shift, frame.shape[1::-1], flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    for i, frame in enumerate(moving_head(clip, lead, length, step)):
         cv2.imwrite(str(folder / f"{i:05d}.png"), frame)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["--frames", str(folder), "--fps", "200", "--no-display", "--output", str(out)])
