@@ -11,7 +11,7 @@ with the shipped checkpoint's recipe:
   every later frame as the apex, exactly as epir-live makes an event's input;
 - live path, spotted: epir-live itself on that clip (with a still lead-in, at 200 fps): the onset
   and apex its spotter picks, and its label; then the same as other cameras would give the clip
-  (grey, larger, smaller, darker, JPEG, mirrored, 100 to 29 fps, the head moving).
+  (grey, larger, smaller, darker, JPEG, 100 to 29 fps, the head moving), and its mirror image.
 
 With the shipped model's label and confidence for each, and label stability on the raw clip: how
 often the label changes when the apex moves by one or two frames around the best-matching apex.
@@ -137,7 +137,9 @@ def _scaled(factor: float):
 
 
 # The real clip as other cameras would give it: name -> (per-frame change, keep every n-th frame).
-# Colour, resolution, exposure, compression, a selfie view and frame rates down to a webcam's.
+# Colour, resolution, exposure, compression and frame rates down to a webcam's; and the clip's mirror
+# image, which no camera gives (OpenCV delivers frames unmirrored) but which shows whether a label
+# rests on which side of the face moved: the shipped model was trained without flips.
 CAMERAS = {
     "as recorded, 200 fps": (None, 1),
     "grey": (lambda f: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), 1),
@@ -145,17 +147,17 @@ CAMERAS = {
     "0.6x smaller (384x288)": (_scaled(0.6), 1),
     "darker (60 %)": (lambda f: (f * 0.6).astype(np.uint8), 1),
     "JPEG quality 60": (lambda f: _jpeg(f, 60), 1),
-    "mirrored (selfie view)": (lambda f: np.ascontiguousarray(f[:, ::-1]), 1),
+    "mirror image": (lambda f: np.ascontiguousarray(f[:, ::-1]), 1),
     "100 fps (every 2nd frame)": (None, 2),
     "67 fps (every 3rd frame)": (None, 3),
     "40 fps (every 5th frame)": (None, 5),
     "29 fps (every 7th frame)": (None, 7),
 }
-MIRRORED = "mirrored (selfie view)"
+MIRRORED = "mirror image"
 
 
 def _unmirrored(x: np.ndarray) -> np.ndarray:
-    """A selfie view's model input as the camera's own: flipped back, and u (min-max stretched) negated."""
+    """A mirror image's model input as the camera's own: flipped back, and u (min-max stretched) negated."""
     x = x[:, :, ::-1].copy()
     x[0] = 1.0 - x[0]
     return x
