@@ -25,14 +25,19 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
+import realtime
 from benchmarks.spotting_bench import padded_real_clip
-from epir_core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
+from epir_core.checkpoint import DEFAULT_MODEL_PATH
+from epir_core.errors import CheckpointError
 from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
+from realtime.session import Analyzer
 from realtime.sources import read_video
+from train.augment import hflip
 from train.data.composite import COMPOSITE_DIR, read_flow
 from epir_core.exit_codes import ExitCode
 from epir_core.paths import data_root as default_data_root
@@ -54,16 +59,14 @@ def correlation(x: np.ndarray, reference: np.ndarray) -> list[float]:
 
 
 class Labeller:
-    """The shipped checkpoint, eager on the CPU: input -> (label, confidence)."""
+    """A loaded checkpoint, eager on the CPU: input -> (label, confidence)."""
 
-    def __init__(self, path: Path):
-        import torch
-
-        self.torch, self.ckpt = torch, load_checkpoint(path)
+    def __init__(self, ckpt):
+        self.ckpt = ckpt
 
     def __call__(self, x: np.ndarray) -> tuple[str, float]:
-        with self.torch.no_grad():
-            probs = self.torch.softmax(self.ckpt.model(self.torch.from_numpy(x[None])), dim=-1)[0]
+        with torch.no_grad():
+            probs = torch.softmax(self.ckpt.model(torch.from_numpy(x[None])), dim=-1)[0]
         best = int(probs.argmax())
         return self.ckpt.class_names[best], round(float(probs[best]), 3)
 
@@ -136,6 +139,9 @@ def _scaled(factor: float):
     return lambda frame: cv2.resize(frame, None, fx=factor, fy=factor, interpolation=interpolation)
 
 
+MIRRORED = "mirror image"
+HEAD_MOVING = "head moving 1 px right and down per frame"  # moving_head, after any of CAMERAS
+
 # The real clip as other cameras would give it: name -> (per-frame change, keep every n-th frame).
 # Colour, resolution, exposure, compression and frame rates down to a webcam's; and the clip's mirror
 # image, which no camera gives (OpenCV delivers frames unmirrored) but which shows whether a label
@@ -147,39 +153,33 @@ CAMERAS = {
     "0.6x smaller (384x288)": (_scaled(0.6), 1),
     "darker (60 %)": (lambda f: (f * 0.6).astype(np.uint8), 1),
     "JPEG quality 60": (lambda f: _jpeg(f, 60), 1),
-    "mirror image": (lambda f: np.ascontiguousarray(f[:, ::-1]), 1),
+    MIRRORED: (lambda f: np.ascontiguousarray(f[:, ::-1]), 1),
     "100 fps (every 2nd frame)": (None, 2),
     "67 fps (every 3rd frame)": (None, 3),
     "40 fps (every 5th frame)": (None, 5),
     "29 fps (every 7th frame)": (None, 7),
 }
-MIRRORED = "mirror image"
 
 
 def _unmirrored(x: np.ndarray) -> np.ndarray:
-    """A mirror image's model input as the camera's own: flipped back, and u (min-max stretched) negated."""
-    x = x[:, :, ::-1].copy()
-    x[0] = 1.0 - x[0]
-    return x
+    """A mirror image's model input as the camera's own (train.augment.hflip: flipped back, u negated)."""
+    return hflip(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
 
-def live_events(data_root: Path, model: Path, recipe: InputRecipe, locator: FaceLocator) -> list[dict]:
-    """epir-live itself (realtime.stream, the shipped model) on the raw clip padded with a still lead-in
-    (spotting_bench.padded_real_clip), as recorded and as the other CAMERAS would give it (plus the
-    head moving a pixel per frame): the event inside the clip, its label, and how its input (the
-    spotter's onset and apex, made as epir-live makes it) correlates with the composite's flow."""
-    import realtime
-    from realtime.session import Analyzer
-
+def live_events(data_root: Path, analyzer: Analyzer, locator: FaceLocator) -> list[dict]:
+    """epir-live itself (realtime.stream, the analyzer's model) on the raw clip padded with a still
+    lead-in (spotting_bench.padded_real_clip), as recorded, as the other CAMERAS would give it, and
+    with the head moving (HEAD_MOVING): the event inside the clip, its label, and how its input (the
+    spotter's onset and apex, made again as epir-live makes it) correlates with the composite's flow."""
+    cameras = CAMERAS | {HEAD_MOVING: (None, 1)}
     clip, lead, length = padded_real_clip(data_root, FPS)
     if not clip:
-        return [{"camera": name, "status": f"{data_root / RAW_CLIP} is missing or unreadable"} for name in CAMERAS]
+        return [{"camera": name, "status": f"{data_root / RAW_CLIP} is missing or unreadable"} for name in cameras]
     reference = composite_input(data_root, RAW_CLIP_SAMPLE)
-    analyzer = Analyzer(model, explain=False)
-    cameras = dict(CAMERAS) | {"head moving 1 px right and down per frame": (None, 1)}
+    recipe = analyzer.checkpoint.recipe
     rows = []
     for name, (change, every) in cameras.items():
-        frames = moving_head(clip, lead, length, (1, 1)) if name.startswith("head moving") else clip
+        frames = moving_head(clip, lead, length, (1, 1)) if name == HEAD_MOVING else clip
         frames = [change(f) if change else f for f in frames[::every]]
         events = list(realtime.stream(frames, fps=FPS / every, analyzer=analyzer))
         inside = [e for e in events if lead <= e.apex_frame * every < lead + length]
@@ -198,13 +198,14 @@ def live_events(data_root: Path, model: Path, recipe: InputRecipe, locator: Face
 
 
 def report(data_root: Path, model: Path) -> dict:
-    label = Labeller(model)
-    recipe = label.ckpt.recipe
+    analyzer = Analyzer(model, explain=False)
+    label = Labeller(analyzer.checkpoint)
+    recipe = analyzer.checkpoint.recipe
     with FaceLocator() as locator:
         return {"recipe": recipe.to_dict() | {"template": f"{len(recipe.template)} points"},
                 "model": str(model), "exact_crops": exact_crops(data_root, recipe, label),
                 "raw_clip": raw_clip(data_root, recipe, label, locator),
-                "live_events": live_events(data_root, model, recipe, locator)}
+                "live_events": live_events(data_root, analyzer, locator)}
 
 
 def main(
@@ -216,13 +217,19 @@ def main(
     """Per-channel correlation of live inputs with the composite's flows, and the model's labels.
 
     Example: python -m benchmarks.fidelity --json > fidelity.json
+
+    Exit codes: 0 done, 2 no real_frames under the data root, 4 the model is missing or not an EPIR checkpoint.
     """
     console = Console(stderr=True)
     data_root = data or default_data_root()
     if not (data_root / REAL).is_dir():
         console.print(f"error: no real_frames under {data_root} (set --data-root or $EPIR_DATA)", highlight=False)
         raise typer.Exit(ExitCode.USAGE)
-    result = report(data_root, model)
+    try:
+        result = report(data_root, model)
+    except CheckpointError as e:
+        console.print(f"error: {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(ExitCode.MODEL) from None
     table = Table(title="Input fidelity against the composite's flow (Pearson r per channel)")
     for column in ("sample", "path", "u", "v", "strain", "label"):
         table.add_column(column)

@@ -226,14 +226,27 @@ def test_the_fidelity_report_follows_real_frames_to_their_composite_labels(share
     positive, from inputs that stay close to the composite's flow (bar below this build's 0.72-0.86).
     Its mirror image gives the event too; its label is not held: the model was trained without flips
     and labels it positive with OpenCV 4 and mediapipe 0.10, negative with OpenCV 5 and mediapipe 1.2."""
-    from benchmarks.fidelity import CAMERAS, MIRRORED, report
+    from benchmarks.fidelity import CAMERAS, HEAD_MOVING, MIRRORED, report
 
     result = report(shared_data, DEFAULT_MODEL_PATH)
     exact = {row["sample"].split(" (")[0]: row for row in result["exact_crops"]}
     assert [exact[s]["label"][0] for s in ("samm 006_1_2", "casme2 sub01 EP02_01f")] == ["negative", "positive"]
     assert all(min(row["corr_uvs"][:2]) > 0.75 for row in exact.values())
     live = result["live_events"]
-    assert [row["camera"] for row in live[:len(CAMERAS)]] == list(CAMERAS) and len(live) == len(CAMERAS) + 1
+    assert [row["camera"] for row in live] == [*CAMERAS, HEAD_MOVING]
     for row in live:
         assert row["status"] == "ok" and (row["label"][0] == "positive" or row["camera"] == MIRRORED), row
         assert min(row["corr_uvs"][:2]) > 0.7, row
+
+
+def test_the_fidelity_report_on_a_missing_checkpoint_says_so_in_one_line(shared_data, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from benchmarks.fidelity import main
+
+    app = typer.Typer()
+    app.command()(main)
+    result = CliRunner().invoke(app, ["--data-root", str(shared_data), "--model", str(tmp_path / "none.pt")])
+    assert result.exit_code == 4
+    assert result.output.strip().count("\n") == 0 and "checkpoint not found" in result.output
