@@ -1,26 +1,31 @@
 """Recipe fidelity on real frames: do live inputs look like the composite's flows of the same sample?
 
-    python -m benchmarks.fidelity [--json]
+    python -m benchmarks.fidelity [--clips DIR --fps 200] [--json]
 
-On ../shared/data/real_frames (README there), per sample, against the composite's own flow of that
-sample (flow_uvs_28), the per-channel Pearson correlation (u, v, strain) of the model input made
-with the shipped checkpoint's recipe:
+Per sample, against the composite's own flow of that sample (flow_uvs_28), the per-channel Pearson
+correlation (u, v, strain) of the model input made with the shipped checkpoint's recipe:
 
-- exact crops: the databases' own crops, as the composite's flows were made from them;
-- live path: the raw CASME II clip, face found and aligned on its first frame (the onset), against
-  every later frame as the apex, exactly as epir-live makes an event's input;
-- live path, spotted: epir-live itself on that clip (with a still lead-in, at 200 fps): the onset
-  and apex its spotter picks, and its label; then the same as other cameras would give the clip
-  (grey, larger, smaller, darker, JPEG, 100 to 29 fps, the head moving), and its mirror image.
+- exact crops: the databases' own crops in ../shared/data/real_frames (README there), as the
+  composite's flows were made from them;
+- live path, per real clip (real_frames/'s raw CASME II clip, and every clip under --clips): face
+  found and aligned on its first frame (the onset), against every later frame as the apex, exactly
+  as epir-live makes an event's input;
+- live path, spotted: epir-live itself on the clip (with a still lead-in, at the camera's rate):
+  the onset and apex its spotter picks, and its label; then the same as other cameras would give the
+  clip (grey, larger, smaller, darker, JPEG, 100 to 29 fps, the head moving), and its mirror image.
 
-With the shipped model's label and confidence for each, and label stability on the raw clip: how
-often the label changes when the apex moves by one or two frames around the best-matching apex.
+With the shipped model's label and confidence for each, the composite's label, and label stability
+per clip: how often the label changes when the apex moves by one or two frames around the
+best-matching apex.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -31,19 +36,20 @@ from rich.console import Console
 from rich.table import Table
 
 import realtime
-from benchmarks.spotting_bench import padded_real_clip
+from benchmarks.spotting_bench import REAL_CLIP, padded
 from epir_core.checkpoint import DEFAULT_MODEL_PATH
 from epir_core.errors import CheckpointError
-from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
-from realtime.session import Analyzer
-from realtime.sources import read_video
-from train.augment import hflip
-from train.data.composite import COMPOSITE_DIR, read_flow
 from epir_core.exit_codes import ExitCode
 from epir_core.paths import data_root as default_data_root
+from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
+from realtime.api import VIDEO_SUFFIXES
+from realtime.session import Analyzer
+from realtime.sources import frame_paths, read_video
+from train.augment import hflip
+from train.data.composite import COMPOSITE_DIR, composite_rows, read_flow
+from train.data.protocols import CDE_CLASSES
 
 REAL = Path("real_frames")
-RAW_CLIP = REAL / "casme2_sub01_EP02_01f" / "raw_44f.avi"
 RAW_CLIP_SAMPLE = "sub01_EP02_01f"  # the composite's name of the clip's sample
 STABILITY_SPAN = 5  # apex candidates: the best-matching frame and this many on each side
 FPS = 200.0  # the CASME II camera's rate, at which epir-live reads the clip
@@ -71,7 +77,7 @@ class Labeller:
         return self.ckpt.class_names[best], round(float(probs[best]), 3)
 
 
-def exact_crops(data_root: Path, recipe: InputRecipe, label) -> list[dict]:
+def exact_crops(data_root: Path, recipe: InputRecipe, label, labels: dict[str, str]) -> list[dict]:
     """The databases' own crops (no face finding, no alignment): the flow and strain alone."""
     pairs = {
         "samm 006_1_2 (onset.png -> apex.png, 140x170)": (REAL / "samm_006_1_2" / "onset.png",
@@ -90,16 +96,66 @@ def exact_crops(data_root: Path, recipe: InputRecipe, label) -> list[dict]:
         onset, apex = (cv2.resize(i, size, interpolation=cv2.INTER_AREA) for i in (onset, apex))
         x = flow_to_input(compute_flow(onset, apex, recipe.flow_params), recipe)
         rows.append({"sample": name, "corr_uvs": correlation(x, composite_input(data_root, sample)),
-                     "label": label(x)})
+                     "label": label(x), "composite_label": labels[sample]})
     return rows
 
 
-def raw_clip(data_root: Path, recipe: InputRecipe, label, locator: FaceLocator) -> dict:
-    """The live path on the raw clip: first frame as onset, each later frame as apex."""
-    frames = read_video(data_root / RAW_CLIP)
-    if not frames:
-        return {"status": f"{data_root / RAW_CLIP} is missing or unreadable"}
-    reference = composite_input(data_root, RAW_CLIP_SAMPLE)
+@dataclass(frozen=True)
+class RealClip:
+    """Real frames of one composite sample as its camera gave them, from the onset on."""
+
+    name: str  # where the frames came from
+    sample: str  # the composite's id of the sample (flow_uvs_28/<sample>.png)
+    frames: list
+    fps: float
+
+
+def composite_labels(data_root: Path) -> dict[str, str]:
+    """Composite sample id -> its CDE class name."""
+    return {f"{r['sub']}_{r['filename_o']}": CDE_CLASSES[int(r["label"])] for r in composite_rows(data_root)}
+
+
+def sample_of(path: Path, labels: dict[str, str]) -> str | None:
+    """The composite sample a clip's path names, as the databases and the composite name clips:
+    sub01/EP19_05f (CASME II), 006/006_1_2 (SAMM), or sub01_EP19_05f, optionally after a database
+    prefix (casme2_sub01_EP19_05f, as in real_frames/). None when it names none."""
+    for name in (f"{path.parent.name}_{path.stem}", path.stem, path.stem.split("_", 1)[-1]):
+        if name in labels:
+            return name
+    return None
+
+
+def shared_clip(data_root: Path) -> RealClip:
+    """The raw CASME II clip of real_frames/ (no frames when missing or unreadable)."""
+    return RealClip(str(REAL_CLIP), RAW_CLIP_SAMPLE, read_video(data_root / REAL_CLIP), FPS)
+
+
+def clips_under(folder: Path, labels: dict[str, str], fps: float) -> list[RealClip]:
+    """Every frames folder and video file under `folder` whose path names a composite sample; one
+    with a frame that cannot be read has no frames."""
+    clips = []
+    # os.walk follows links: a database is often linked in, not copied
+    found = [Path(root) / name for root, dirs, files in os.walk(folder, followlinks=True)
+             for name in dirs + [f for f in files if Path(f).suffix.lower() in VIDEO_SUFFIXES]]
+    for path in sorted(found):
+        sample = sample_of(path, labels)
+        if sample is None:
+            continue
+        if path.is_dir():
+            images = frame_paths(path)
+            if not images:
+                continue  # a folder that holds the clip's folders, not its frames
+            frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in images]
+            frames = frames if all(f is not None for f in frames) else []
+        else:
+            frames = read_video(path)
+        clips.append(RealClip(str(path.relative_to(folder)), sample, frames, fps))
+    return clips
+
+
+def first_frame_onset(clip: RealClip, recipe: InputRecipe, label, locator: FaceLocator, reference: np.ndarray) -> dict:
+    """The live path on a clip: its first frame as onset, each later frame as apex."""
+    frames = clip.frames
     face = locator.locate(frames[0])
     rows = []
     for j in range(1, len(frames)):
@@ -111,9 +167,9 @@ def raw_clip(data_root: Path, recipe: InputRecipe, label, locator: FaceLocator) 
 
     def change_rate(step: int) -> float:
         pairs = [(a, a + step) for a in labels if a + step in labels]
-        return round(sum(labels[a] != labels[b] for a, b in pairs) / len(pairs), 3)
+        return round(sum(labels[a] != labels[b] for a, b in pairs) / len(pairs), 3) if pairs else 0.0
 
-    return {"status": "ok", "composite_label": "positive", "best": best, "frames": rows,
+    return {"best": best, "frames": rows,
             "label_change_rate": {"1 frame": change_rate(1), "2 frames": change_rate(2)},
             "labels_around_best": [labels[a] for a in sorted(labels)]}
 
@@ -166,24 +222,21 @@ def _unmirrored(x: np.ndarray) -> np.ndarray:
     return hflip(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
 
-def live_events(data_root: Path, analyzer: Analyzer, locator: FaceLocator) -> list[dict]:
-    """epir-live itself (realtime.stream, the analyzer's model) on the raw clip padded with a still
-    lead-in (spotting_bench.padded_real_clip), as recorded, as the other CAMERAS would give it, and
-    with the head moving (HEAD_MOVING): the event inside the clip, its label, and how its input (the
-    spotter's onset and apex, made again as epir-live makes it) correlates with the composite's flow."""
-    cameras = CAMERAS | {HEAD_MOVING: (None, 1)}
-    clip, lead, length = padded_real_clip(data_root, FPS)
-    if not clip:
-        return [{"camera": name, "status": f"{data_root / RAW_CLIP} is missing or unreadable"} for name in cameras]
-    reference = composite_input(data_root, RAW_CLIP_SAMPLE)
+def live_events(clip: RealClip, analyzer: Analyzer, locator: FaceLocator, reference: np.ndarray) -> list[dict]:
+    """epir-live itself (realtime.stream, the analyzer's model) on the clip padded with a still lead-in
+    (spotting_bench.padded), as recorded, as the other CAMERAS would give it, and with the head moving
+    (HEAD_MOVING): the event inside the clip, its label, and how its input (the spotter's onset and
+    apex, made again as epir-live makes it) correlates with the composite's flow."""
+    padded_frames, lead = padded(clip.frames, clip.fps)
+    length = len(clip.frames)
     recipe = analyzer.checkpoint.recipe
     rows = []
-    for name, (change, every) in cameras.items():
-        frames = moving_head(clip, lead, length, (1, 1)) if name == HEAD_MOVING else clip
+    for name, (change, every) in (CAMERAS | {HEAD_MOVING: (None, 1)}).items():
+        frames = moving_head(padded_frames, lead, length, (1, 1)) if name == HEAD_MOVING else padded_frames
         frames = [change(f) if change else f for f in frames[::every]]
-        events = list(realtime.stream(frames, fps=FPS / every, analyzer=analyzer))
+        events = list(realtime.stream(frames, fps=clip.fps / every, analyzer=analyzer))
         inside = [e for e in events if lead <= e.apex_frame * every < lead + length]
-        row = {"camera": name, "fps": round(FPS / every, 1), "events": len(events)}
+        row = {"camera": name, "fps": round(clip.fps / every, 1), "events": len(events)}
         if not inside:
             rows.append(row | {"status": "no event inside the clip"})
             continue
@@ -197,73 +250,122 @@ def live_events(data_root: Path, analyzer: Analyzer, locator: FaceLocator) -> li
     return rows
 
 
-def report(data_root: Path, model: Path) -> dict:
+def clip_report(data_root: Path, clip: RealClip, composite_label: str, analyzer: Analyzer,
+                locator: FaceLocator) -> dict:
+    reference = composite_input(data_root, clip.sample)
+    label = Labeller(analyzer.checkpoint)
+    return {"clip": clip.name, "sample": clip.sample, "fps": clip.fps, "frames": len(clip.frames),
+            "status": "ok", "composite_label": composite_label,
+            "first_frame_onset": first_frame_onset(clip, analyzer.checkpoint.recipe, label, locator, reference),
+            "live_events": live_events(clip, analyzer, locator, reference)}
+
+
+def report(data_root: Path, model: Path, clips: Path | None = None, fps: float = FPS,
+           progress: Callable[[str], None] = lambda _: None) -> dict:
+    """The whole report: exact crops, then every real clip (real_frames/'s raw clip, and those under
+    `clips` read at `fps`)."""
     analyzer = Analyzer(model, explain=False)
     label = Labeller(analyzer.checkpoint)
     recipe = analyzer.checkpoint.recipe
+    labels = composite_labels(data_root)
+    found = [shared_clip(data_root)] + (clips_under(clips, labels, fps) if clips else [])
+    rows = []
     with FaceLocator() as locator:
-        return {"recipe": recipe.to_dict() | {"template": f"{len(recipe.template)} points"},
-                "model": str(model), "exact_crops": exact_crops(data_root, recipe, label),
-                "raw_clip": raw_clip(data_root, recipe, label, locator),
-                "live_events": live_events(data_root, analyzer, locator)}
+        exact = exact_crops(data_root, recipe, label, labels)
+        for clip in found:
+            if len(clip.frames) < 2:
+                rows.append({"clip": clip.name, "sample": clip.sample,
+                             "status": "missing, unreadable or a single frame: not measured"})
+                continue
+            progress(f"{clip.name}: {len(clip.frames)} frames of {clip.sample}")
+            rows.append(clip_report(data_root, clip, labels[clip.sample], analyzer, locator))
+    return {"recipe": recipe.to_dict() | {"template": f"{len(recipe.template)} points"},
+            "model": str(model), "exact_crops": exact, "clips": rows}
+
+
+def _uvs(row: dict) -> list[str]:
+    return [str(c) for c in row["corr_uvs"]]
+
+
+def _label(row: dict) -> str:
+    return f"{row['label'][0]} {row['label'][1]}"
+
+
+def print_report(result: dict, console: Console) -> None:
+    table = Table(title="Input fidelity against the composite's flow (Pearson r per channel)")
+    for column in ("sample", "path", "u", "v", "strain", "label", "composite"):
+        table.add_column(column)
+    for row in result["exact_crops"]:
+        if "corr_uvs" in row:
+            table.add_row(row["sample"], "exact crops", *_uvs(row), _label(row), row["composite_label"])
+    clips = [c for c in result["clips"] if c["status"] == "ok"]
+    for clip in clips:
+        best = clip["first_frame_onset"]["best"]
+        table.add_row(f"{clip['clip']}: first frame -> frame {best['apex_frame']} (best)", "live path",
+                      *_uvs(best), _label(best), clip["composite_label"])
+        spotted = clip["live_events"][0]
+        if spotted["status"] == "ok":
+            table.add_row(f"{clip['clip']}: epir-live's event (onset {spotted['onset_frame']}, apex "
+                          f"{spotted['apex_frame']})", "live path, spotted", *_uvs(spotted), _label(spotted),
+                          clip["composite_label"])
+    console.print(table)
+    for clip in clips:
+        cameras = Table(title=f"epir-live on {clip['clip']} as other cameras would give it "
+                              f"(composite label: {clip['composite_label']})")
+        for column in ("camera", "fps", "events", "onset", "apex", "u", "v", "strain", "label"):
+            cameras.add_column(column)
+        for row in clip["live_events"]:
+            if row["status"] == "ok":
+                cameras.add_row(row["camera"], str(row["fps"]), str(row["events"]), str(row["onset_frame"]),
+                                str(row["apex_frame"]), *_uvs(row), _label(row))
+            else:
+                cameras.add_row(row["camera"], str(row["fps"]), str(row["events"]), "", "", "", "", "", row["status"])
+        console.print(cameras)
+        stability = clip["first_frame_onset"]
+        console.print(f"{clip['clip']}: label changes when the apex moves by 1 frame: "
+                      f"{stability['label_change_rate']['1 frame']}, by 2 frames: "
+                      f"{stability['label_change_rate']['2 frames']}; labels around the best apex: "
+                      f"{' '.join(stability['labels_around_best'])}", highlight=False)
+    for clip in result["clips"]:
+        if clip["status"] != "ok":
+            console.print(f"{clip['clip']}: {clip['status']}", highlight=False)
 
 
 def main(
     data: Path = typer.Option(None, "--data-root", help="Where real_frames/ and megc2019_composite/ are "
-                              "[default: $EPIR_DATA, else ../shared/data]."),
+                              "(default: $EPIR_DATA, else ../shared/data)."),
+    clips: Path = typer.Option(None, "--clips", help="Also every frames folder or video under this folder that "
+                               "names a composite sample (sub01/EP19_05f/img*.jpg, 006/006_1_2/, sub01_EP19_05f.avi), "
+                               "its frames from the onset on."),
+    fps: float = typer.Option(FPS, "--fps", min=1.0, help="Frame rate of the --clips (CASME II and SAMM: 200)."),
     model: Path = typer.Option(DEFAULT_MODEL_PATH, help="Checkpoint whose recipe and labels are used."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
 ) -> None:
     """Per-channel correlation of live inputs with the composite's flows, and the model's labels.
 
-    Example: python -m benchmarks.fidelity --json > fidelity.json
+    Examples:
+      python -m benchmarks.fidelity --json > fidelity.json
+      python -m benchmarks.fidelity --clips CASME2_RAW/ --fps 200
 
-    Exit codes: 0 done, 2 no real_frames under the data root, 4 the model is missing or not an EPIR checkpoint.
+    Exit codes: 0 done, 2 no real_frames or composite under the data root, or no --clips folder;
+    4 the model is missing or not an EPIR checkpoint.
     """
     console = Console(stderr=True)
     data_root = data or default_data_root()
-    if not (data_root / REAL).is_dir():
-        console.print(f"error: no real_frames under {data_root} (set --data-root or $EPIR_DATA)", highlight=False)
+    if not (data_root / REAL).is_dir() or not (data_root / COMPOSITE_DIR / "samples.csv").is_file():
+        console.print(f"error: no real_frames and composite under {data_root} (set --data-root or $EPIR_DATA)",
+                      highlight=False)
+        raise typer.Exit(ExitCode.USAGE)
+    if clips is not None and not clips.is_dir():
+        console.print(f"error: --clips {clips} is not a folder", highlight=False)
         raise typer.Exit(ExitCode.USAGE)
     try:
-        result = report(data_root, model)
+        with console.status("fidelity") as status:
+            result = report(data_root, model, clips, fps, progress=lambda text: status.update(f"fidelity: {text}"))
     except CheckpointError as e:
         console.print(f"error: {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(ExitCode.MODEL) from None
-    table = Table(title="Input fidelity against the composite's flow (Pearson r per channel)")
-    for column in ("sample", "path", "u", "v", "strain", "label"):
-        table.add_column(column)
-    for row in result["exact_crops"]:
-        if "corr_uvs" in row:
-            table.add_row(row["sample"], "exact crops", *map(str, row["corr_uvs"]), f"{row['label'][0]} {row['label'][1]}")
-    raw = result["raw_clip"]
-    if raw["status"] == "ok":
-        best = raw["best"]
-        table.add_row(f"casme2 sub01 EP02_01f raw clip, apex frame {best['apex_frame']} (best)", "live path",
-                      *map(str, best["corr_uvs"]), f"{best['label'][0]} {best['label'][1]}")
-    live = result["live_events"]
-    recorded = live[0]
-    if recorded["status"] == "ok":
-        table.add_row(f"casme2 sub01 EP02_01f raw clip, epir-live's event (onset {recorded['onset_frame']}, "
-                      f"apex {recorded['apex_frame']})", "live path, spotted", *map(str, recorded["corr_uvs"]),
-                      f"{recorded['label'][0]} {recorded['label'][1]}")
-    console.print(table)
-    cameras = Table(title="epir-live on the raw clip as other cameras would give it (composite label: positive)")
-    for column in ("camera", "fps", "events", "onset", "apex", "u", "v", "strain", "label"):
-        cameras.add_column(column)
-    for row in live:
-        if row["status"] == "ok":
-            cameras.add_row(row["camera"], str(row["fps"]), str(row["events"]), str(row["onset_frame"]),
-                            str(row["apex_frame"]), *map(str, row["corr_uvs"]), f"{row['label'][0]} {row['label'][1]}")
-        else:
-            cameras.add_row(row["camera"], str(row.get("fps", "")), str(row.get("events", "")), "", "", "", "", "",
-                            row["status"])
-    console.print(cameras)
-    if raw["status"] == "ok":
-        console.print(f"raw clip: label changes when the apex moves by 1 frame: {raw['label_change_rate']['1 frame']}, "
-                      f"by 2 frames: {raw['label_change_rate']['2 frames']}; labels around the best apex: "
-                      f"{' '.join(raw['labels_around_best'])} (composite label: {raw['composite_label']})",
-                      highlight=False)
+    print_report(result, console)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
 

@@ -153,20 +153,26 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
     return summarise(rows, false_micro, false_distractor, distractor_s, costs, per_clip, real)
 
 
-def padded_real_clip(data_root: Path, fps: float = 200.0) -> tuple[list[np.ndarray], int, int]:
-    """The raw CASME II clip with LEAD_S of still lead-in and 0.5 s of still tail, each still frame
-    with fresh sensor noise, as a camera would give them: (frames, first clip frame, clip length).
-    No frames when the clip is missing or unreadable."""
-    frames = read_video(data_root / REAL_CLIP)
-    if not frames:
-        return [], 0, 0
+def padded(frames: list[np.ndarray], fps: float) -> tuple[list[np.ndarray], int]:
+    """A short clip with LEAD_S of still lead-in and 0.5 s of still tail, each still frame with fresh
+    sensor noise, as a camera would give them: (frames, index of the clip's first frame)."""
     rng = np.random.default_rng(0)
 
     def still(frame: np.ndarray, seconds: float) -> list[np.ndarray]:
         return [np.clip(frame + rng.normal(0, 1.5, frame.shape), 0, 255).astype(np.uint8)
                 for _ in range(round(seconds * fps))]
 
-    return still(frames[0], LEAD_S) + frames + still(frames[-1], 0.5), round(LEAD_S * fps), len(frames)
+    return still(frames[0], LEAD_S) + list(frames) + still(frames[-1], 0.5), round(LEAD_S * fps)
+
+
+def padded_real_clip(data_root: Path, fps: float = 200.0) -> tuple[list[np.ndarray], int, int]:
+    """The raw CASME II clip, padded: (frames, first clip frame, clip length); no frames when the
+    clip is missing or unreadable."""
+    frames = read_video(data_root / REAL_CLIP)
+    if not frames:
+        return [], 0, 0
+    clip, lead = padded(frames, fps)
+    return clip, lead, len(frames)
 
 
 def real_clip(data_root: Path, locator, progress: Callable[[str], None], fps: float = 200.0) -> dict:

@@ -73,7 +73,7 @@ def main(
     camera: Optional[int] = typer.Option(None, "--camera", help="Camera index (0 = the default webcam)."),
     video: List[Path] = typer.Option([], "--video", metavar="FILE", help="Video file; more than once for a batch."),
     videos: Optional[Path] = typer.Option(None, "--videos", help="Folder: a batch of every video file under it."),
-    frames: Optional[Path] = typer.Option(None, "--frames", help="Folder of image files, read in sorted order."),
+    frames: Optional[Path] = typer.Option(None, "--frames", help="Folder of image files, read in frame order (img99 before img100)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate (required with --frames; overrides the source's)."),
     realtime: bool = typer.Option(False, "--realtime", help="Play a file at its own rate instead of as fast as possible."),
     model: Optional[Path] = typer.Option(None, "--model", help="Checkpoint (default: the shipped CDE model)."),

@@ -222,21 +222,62 @@ def test_the_fidelity_report_follows_real_frames_to_their_composite_labels(share
     """`python -m benchmarks.fidelity` on real_frames/: the databases' own crops give inputs close to
     the composite's flows of the same samples (bar below this build's 0.82-0.90), with the shipped
     model's composite labels; epir-live on the raw clip, as recorded and as other cameras would give
-    it (grey, 2x, 0.6x, darker, JPEG, 100 to 29 fps, head moving), finds the event and labels it
-    positive, from inputs that stay close to the composite's flow (bar below this build's 0.72-0.86).
-    Its mirror image gives the event too; its label is not held: the model was trained without flips
-    and labels it positive with OpenCV 4 and mediapipe 0.10, negative with OpenCV 5 and mediapipe 1.2."""
+    it (grey, 2x, 0.6x, darker, JPEG, 100 to 29 fps, head moving), finds the event and gives it the
+    composite's label, from inputs that stay close to the composite's flow (bar below this build's
+    0.72-0.86). Its mirror image gives the event too; its label is not held: the model was trained
+    without flips and labels it positive with OpenCV 4 and mediapipe 0.10, negative with OpenCV 5 and
+    mediapipe 1.2."""
     from benchmarks.fidelity import CAMERAS, HEAD_MOVING, MIRRORED, report
 
     result = report(shared_data, DEFAULT_MODEL_PATH)
-    exact = {row["sample"].split(" (")[0]: row for row in result["exact_crops"]}
-    assert [exact[s]["label"][0] for s in ("samm 006_1_2", "casme2 sub01 EP02_01f")] == ["negative", "positive"]
-    assert all(min(row["corr_uvs"][:2]) > 0.75 for row in exact.values())
-    live = result["live_events"]
-    assert [row["camera"] for row in live] == [*CAMERAS, HEAD_MOVING]
-    for row in live:
+    for row in result["exact_crops"]:
+        assert row["label"][0] == row["composite_label"] and min(row["corr_uvs"][:2]) > 0.75, row
+    (clip,) = result["clips"]
+    assert clip["status"] == "ok" and clip["composite_label"] == "positive"
+    assert [row["camera"] for row in clip["live_events"]] == [*CAMERAS, HEAD_MOVING]
+    for row in clip["live_events"]:
         assert row["status"] == "ok" and (row["label"][0] == "positive" or row["camera"] == MIRRORED), row
         assert min(row["corr_uvs"][:2]) > 0.7, row
+
+
+@pytest.mark.parametrize("path, sample", [
+    ("CASME2_RAW/sub01/EP19_05f", "sub01_EP19_05f"),  # the database's own layout
+    ("SAMM/006/006_1_2", "006_006_1_2"),
+    ("clips/sub01_EP19_05f.avi", "sub01_EP19_05f"),  # the composite's name
+    ("real_frames/casme2_sub01_EP02_01f", "sub01_EP02_01f"),  # after a database prefix
+    ("CASME2_RAW/sub01/EP03_02", None),  # a CASME II clip that is not in the composite
+    ("CASME2_RAW/sub01/EP04_02", None),  # sub15's EP04_02 is in the composite, sub01's is not
+    ("clips/EP19_05f", None),  # no subject: several subjects have an EP19_05f
+])
+def test_a_clip_is_matched_to_the_composite_sample_its_path_names(shared_data, path, sample):
+    from benchmarks.fidelity import composite_labels, sample_of
+
+    assert sample_of(Path(path), composite_labels(shared_data)) == sample
+
+
+def test_the_fidelity_report_finds_clips_in_a_databases_layout_in_frame_order(shared_data, tmp_path):
+    """--clips: a frames folder named as CASME II names it (sub01/EP02_01f/img46.jpg .. img89.jpg,
+    unpadded numbers) is read as that composite sample's clip, frames in their numbered order; a
+    folder of a sample the composite does not have is left out, and one with a corrupt frame is
+    kept without frames, so that the report names it instead of dropping it."""
+    import cv2
+
+    from benchmarks.fidelity import clips_under, composite_labels
+    from benchmarks.spotting_bench import REAL_CLIP
+    from realtime.sources import read_video
+
+    frames = read_video(shared_data / REAL_CLIP)
+    for name in ("EP02_01f", "EP03_02", "EP19_05f"):
+        folder = tmp_path / "CASME2_RAW" / "sub01" / name
+        folder.mkdir(parents=True)
+        for i, frame in enumerate(frames):
+            cv2.imwrite(str(folder / f"img{46 + i}.png"), frame)
+    (tmp_path / "CASME2_RAW" / "sub01" / "EP19_05f" / "img50.png").write_bytes(b"not an image")
+    clip, corrupt = clips_under(tmp_path, composite_labels(shared_data), fps=200.0)
+    assert (clip.name, clip.sample, clip.fps) == ("CASME2_RAW/sub01/EP02_01f", "sub01_EP02_01f", 200.0)
+    assert len(clip.frames) == len(frames)
+    assert all((a == b).all() for a, b in zip(clip.frames, frames))
+    assert (corrupt.sample, corrupt.frames) == ("sub01_EP19_05f", [])
 
 
 def test_the_fidelity_report_on_a_missing_checkpoint_says_so_in_one_line(shared_data, tmp_path):

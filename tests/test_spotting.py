@@ -77,7 +77,8 @@ def test_epir_live_labels_the_real_clip_as_the_composite_does(shared_data, tmp_p
     """The raw CASME II clip of a sample the shipped model was trained on, with a still lead-in of
     fresh sensor noise, read as frames at the camera's 200 fps: one event, labelled positive. Also
     with the head moving a whole pixel right and down per frame while the expression plays (200 px/s,
-    no resampling): without registering the apex on the head, that event was labelled negative."""
+    no resampling): without registering the apex on the head, that event was labelled negative. The
+    frames are named as CASME II names them (img46.png, unpadded: img99 comes before img100)."""
     from typer.testing import CliRunner
 
     from realtime.cli import app
@@ -86,7 +87,7 @@ def test_epir_live_labels_the_real_clip_as_the_composite_does(shared_data, tmp_p
     folder = tmp_path / "frames"
     folder.mkdir()
     for i, frame in enumerate(moving_head(clip, lead, length, step)):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), frame)
+        cv2.imwrite(str(folder / f"img{46 + i}.png"), frame)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["--frames", str(folder), "--fps", "200", "--no-display", "--output", str(out)])
     assert result.exit_code == 0, result.output
