@@ -24,7 +24,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import chain
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from rich.table import Table
 import realtime
 from benchmarks.spotting_bench import REAL_CLIP, padded
 from epir_core.checkpoint import DEFAULT_MODEL_PATH
-from epir_core.errors import CheckpointError
+from epir_core.errors import CheckpointError, FaceTooSmallError, FlowError, NoFaceError
 from epir_core.exit_codes import ExitCode
 from epir_core.paths import data_root as default_data_root
 from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
@@ -130,10 +131,10 @@ def shared_clip(data_root: Path) -> RealClip:
     return RealClip(str(REAL_CLIP), RAW_CLIP_SAMPLE, read_video(data_root / REAL_CLIP), FPS)
 
 
-def clips_under(folder: Path, labels: dict[str, str], fps: float) -> list[RealClip]:
-    """Every frames folder and video file under `folder` whose path names a composite sample; one
-    with a frame that cannot be read has no frames."""
-    clips = []
+def clips_under(folder: Path, labels: dict[str, str], fps: float) -> Iterator[RealClip]:
+    """Every frames folder and video file under `folder` whose path names a composite sample, read one
+    at a time (a whole database does not fit in memory); one with a frame that cannot be read has no
+    frames."""
     # os.walk follows links: a database is often linked in, not copied
     found = [Path(root) / name for root, dirs, files in os.walk(folder, followlinks=True)
              for name in dirs + [f for f in files if Path(f).suffix.lower() in VIDEO_SUFFIXES]]
@@ -149,8 +150,7 @@ def clips_under(folder: Path, labels: dict[str, str], fps: float) -> list[RealCl
             frames = frames if all(f is not None for f in frames) else []
         else:
             frames = read_video(path)
-        clips.append(RealClip(str(path.relative_to(folder)), sample, frames, fps))
-    return clips
+        yield RealClip(str(path.relative_to(folder)), sample, frames, fps)
 
 
 def first_frame_onset(clip: RealClip, recipe: InputRecipe, label, locator: FaceLocator, reference: np.ndarray) -> dict:
@@ -163,15 +163,15 @@ def first_frame_onset(clip: RealClip, recipe: InputRecipe, label, locator: FaceL
         rows.append({"apex_frame": j, "corr_uvs": correlation(x, reference), "label": label(x)})
     best = max(rows, key=lambda r: r["corr_uvs"][0] + r["corr_uvs"][1])
     around = [r for r in rows if abs(r["apex_frame"] - best["apex_frame"]) <= STABILITY_SPAN]
-    labels = {r["apex_frame"]: r["label"][0] for r in around}
+    by_apex = {r["apex_frame"]: r["label"][0] for r in around}
 
     def change_rate(step: int) -> float:
-        pairs = [(a, a + step) for a in labels if a + step in labels]
-        return round(sum(labels[a] != labels[b] for a, b in pairs) / len(pairs), 3) if pairs else 0.0
+        pairs = [(a, a + step) for a in by_apex if a + step in by_apex]
+        return round(sum(by_apex[a] != by_apex[b] for a, b in pairs) / len(pairs), 3) if pairs else 0.0
 
     return {"best": best, "frames": rows,
             "label_change_rate": {"1 frame": change_rate(1), "2 frames": change_rate(2)},
-            "labels_around_best": [labels[a] for a in sorted(labels)]}
+            "labels_around_best": [by_apex[a] for a in sorted(by_apex)]}
 
 
 def moving_head(frames: list[np.ndarray], start: int, length: int, step: tuple[int, int]) -> list[np.ndarray]:
@@ -198,22 +198,23 @@ def _scaled(factor: float):
 MIRRORED = "mirror image"
 HEAD_MOVING = "head moving 1 px right and down per frame"  # moving_head, after any of CAMERAS
 
-# The real clip as other cameras would give it: name -> (per-frame change, keep every n-th frame).
+# A real clip as other cameras would give it: name -> (per-frame change, keep every n-th frame); the
+# names hold for a clip of any rate and size (each row gives its own fps).
 # Colour, resolution, exposure, compression and frame rates down to a webcam's; and the clip's mirror
 # image, which no camera gives (OpenCV delivers frames unmirrored) but which shows whether a label
 # rests on which side of the face moved: the shipped model was trained without flips.
 CAMERAS = {
-    "as recorded, 200 fps": (None, 1),
+    "as recorded": (None, 1),
     "grey": (lambda f: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), 1),
-    "2x larger (1280x960)": (_scaled(2.0), 1),
-    "0.6x smaller (384x288)": (_scaled(0.6), 1),
+    "2x larger": (_scaled(2.0), 1),
+    "0.6x smaller": (_scaled(0.6), 1),
     "darker (60 %)": (lambda f: (f * 0.6).astype(np.uint8), 1),
     "JPEG quality 60": (lambda f: _jpeg(f, 60), 1),
     MIRRORED: (lambda f: np.ascontiguousarray(f[:, ::-1]), 1),
-    "100 fps (every 2nd frame)": (None, 2),
-    "67 fps (every 3rd frame)": (None, 3),
-    "40 fps (every 5th frame)": (None, 5),
-    "29 fps (every 7th frame)": (None, 7),
+    "every 2nd frame": (None, 2),
+    "every 3rd frame": (None, 3),
+    "every 5th frame": (None, 5),
+    "every 7th frame": (None, 7),
 }
 
 
@@ -250,14 +251,21 @@ def live_events(clip: RealClip, analyzer: Analyzer, locator: FaceLocator, refere
     return rows
 
 
-def clip_report(data_root: Path, clip: RealClip, composite_label: str, analyzer: Analyzer,
+def clip_report(data_root: Path, clip: RealClip, composite_label: str, analyzer: Analyzer, label: Labeller,
                 locator: FaceLocator) -> dict:
+    """One clip's rows; a clip that cannot be measured (too few frames, no face, no flow) is a row
+    that says why, and the report goes on."""
+    row = {"clip": clip.name, "sample": clip.sample, "fps": clip.fps, "frames": len(clip.frames)}
+    if len(clip.frames) < 2:
+        return row | {"status": "missing, unreadable or a single frame: not measured"}
     reference = composite_input(data_root, clip.sample)
-    label = Labeller(analyzer.checkpoint)
-    return {"clip": clip.name, "sample": clip.sample, "fps": clip.fps, "frames": len(clip.frames),
-            "status": "ok", "composite_label": composite_label,
-            "first_frame_onset": first_frame_onset(clip, analyzer.checkpoint.recipe, label, locator, reference),
-            "live_events": live_events(clip, analyzer, locator, reference)}
+    try:
+        return row | {"status": "ok", "composite_label": composite_label,
+                      "first_frame_onset": first_frame_onset(clip, analyzer.checkpoint.recipe, label, locator,
+                                                             reference),
+                      "live_events": live_events(clip, analyzer, locator, reference)}
+    except (NoFaceError, FaceTooSmallError, FlowError) as e:
+        return row | {"status": f"not measured: {e}"}
 
 
 def report(data_root: Path, model: Path, clips: Path | None = None, fps: float = FPS,
@@ -268,17 +276,13 @@ def report(data_root: Path, model: Path, clips: Path | None = None, fps: float =
     label = Labeller(analyzer.checkpoint)
     recipe = analyzer.checkpoint.recipe
     labels = composite_labels(data_root)
-    found = [shared_clip(data_root)] + (clips_under(clips, labels, fps) if clips else [])
+    found = chain([shared_clip(data_root)], clips_under(clips, labels, fps) if clips else [])
     rows = []
     with FaceLocator() as locator:
         exact = exact_crops(data_root, recipe, label, labels)
         for clip in found:
-            if len(clip.frames) < 2:
-                rows.append({"clip": clip.name, "sample": clip.sample,
-                             "status": "missing, unreadable or a single frame: not measured"})
-                continue
             progress(f"{clip.name}: {len(clip.frames)} frames of {clip.sample}")
-            rows.append(clip_report(data_root, clip, labels[clip.sample], analyzer, locator))
+            rows.append(clip_report(data_root, clip, labels[clip.sample], analyzer, label, locator))
     return {"recipe": recipe.to_dict() | {"template": f"{len(recipe.template)} points"},
             "model": str(model), "exact_crops": exact, "clips": rows}
 
@@ -298,6 +302,8 @@ def print_report(result: dict, console: Console) -> None:
     for row in result["exact_crops"]:
         if "corr_uvs" in row:
             table.add_row(row["sample"], "exact crops", *_uvs(row), _label(row), row["composite_label"])
+        else:
+            table.add_row(row["sample"], "exact crops", "", "", "", row["status"], "")
     clips = [c for c in result["clips"] if c["status"] == "ok"]
     for clip in clips:
         best = clip["first_frame_onset"]["best"]

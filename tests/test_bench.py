@@ -256,8 +256,9 @@ def test_a_clip_is_matched_to_the_composite_sample_its_path_names(shared_data, p
 
 
 def test_the_fidelity_report_finds_clips_in_a_databases_layout_in_frame_order(shared_data, tmp_path):
-    """--clips: a frames folder named as CASME II names it (sub01/EP02_01f/img46.jpg .. img89.jpg,
-    unpadded numbers) is read as that composite sample's clip, frames in their numbered order; a
+    """--clips: a frames folder named as CASME II names it (sub01/EP02_01f/img80.png .. img123.png,
+    unpadded numbers: name order would put img100 first) is read as that composite sample's clip,
+    frames in their numbered order; a
     folder of a sample the composite does not have is left out, and one with a corrupt frame is
     kept without frames, so that the report names it instead of dropping it."""
     import cv2
@@ -271,13 +272,32 @@ def test_the_fidelity_report_finds_clips_in_a_databases_layout_in_frame_order(sh
         folder = tmp_path / "CASME2_RAW" / "sub01" / name
         folder.mkdir(parents=True)
         for i, frame in enumerate(frames):
-            cv2.imwrite(str(folder / f"img{46 + i}.png"), frame)
-    (tmp_path / "CASME2_RAW" / "sub01" / "EP19_05f" / "img50.png").write_bytes(b"not an image")
+            cv2.imwrite(str(folder / f"img{80 + i}.png"), frame)
+    (tmp_path / "CASME2_RAW" / "sub01" / "EP19_05f" / "img90.png").write_bytes(b"not an image")
     clip, corrupt = clips_under(tmp_path, composite_labels(shared_data), fps=200.0)
     assert (clip.name, clip.sample, clip.fps) == ("CASME2_RAW/sub01/EP02_01f", "sub01_EP02_01f", 200.0)
     assert len(clip.frames) == len(frames)
     assert all((a == b).all() for a, b in zip(clip.frames, frames))
     assert (corrupt.sample, corrupt.frames) == ("sub01_EP19_05f", [])
+
+
+def test_a_clip_without_a_face_or_frames_is_a_row_that_says_why(shared_data):
+    """A clip the report cannot measure names itself and the reason, and the report goes on."""
+    import numpy as np
+
+    from benchmarks.fidelity import Labeller, RealClip, clip_report
+    from epir_core.preprocess import FaceLocator
+    from realtime.session import Analyzer
+
+    analyzer = Analyzer(DEFAULT_MODEL_PATH, explain=False)
+    blank = [np.full((480, 640, 3), 128, np.uint8)] * 3
+    with FaceLocator() as locator:
+        rows = [clip_report(shared_data, RealClip(name, "sub01_EP19_05f", frames, 200.0), "negative", analyzer,
+                            Labeller(analyzer.checkpoint), locator)
+                for name, frames in (("blank", blank), ("corrupt", []))]
+    assert [(row["clip"], row["status"]) for row in rows] == [
+        ("blank", "not measured: no face found in the frame"),
+        ("corrupt", "missing, unreadable or a single frame: not measured")]
 
 
 def test_the_fidelity_report_on_a_missing_checkpoint_says_so_in_one_line(shared_data, tmp_path):
