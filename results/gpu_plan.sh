@@ -41,28 +41,17 @@ CANDIDATES=(runs/cal-base runs/x-aug runs/x-reg runs/x-short)
 
 loso() {  # loso NAME SEEDS: one LOSO run of candidate NAME's recipe (word splitting of RECIPE intended)
   # shellcheck disable=SC2086
-  $PY -m train.loso --out "runs/$1" "${COMMON[@]}" ${RECIPE[$1]} "${EXTRA[@]}" --seeds "$2" --resume > "$OUT/$1-seeds-${2//,/_}.json"
-}
-
-ablation() {  # ablation PRESET: a Table 4 row, honest (fixed epochs, last weights), 1 seed like the other rows
-  $PY -m train.loso --out "runs/abl-${1#+}" "${COMMON[@]}" --preset "$1" "${EXTRA[@]}" --seeds 0 > "$OUT/abl-${1#+}.json"
-}
-
-together() {  # together 'CMD ARGS' ...: runs the commands side by side on the one GPU and fails if any failed.
-  # A seed's 68 folds are one batched computation; two side by side cost at most their serial time
-  # when the GPU is saturated, and less when it is not.
-  local pids=() pid failed=0
-  for cmd in "$@"; do $cmd & pids+=($!); done
-  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
-  return $failed
+  $PY -m train.loso --out "runs/$1" "${COMMON[@]}" ${RECIPE[$1]} "${EXTRA[@]}" --seeds "$2" --resume | tee "$OUT/$1-seeds-${2//,/_}.json"
 }
 
 case "${1:-}" in
   1)  # the paper's recipe with calibration, and + flow-aware augmentation (~170 s each)
-    together "loso cal-base 0" "loso x-aug 0"
+    loso cal-base 0
+    loso x-aug 0
     names=(cal-base x-aug) ;;
   2)  # + regularisation; + a shorter cosine schedule with class balance (~180 s + ~90 s)
-    together "loso x-reg 0" "loso x-short 0"
+    loso x-reg 0
+    loso x-short 0
     names=(x-reg x-short) ;;
   3)  # the rule fixed in PLAN.md: best mean inner-validation UF1 over seed 0's folds -> seeds 1, 2
       # (runs/ of steps 1-2 stay on a warm machine, and are carried in case it was not kept);
@@ -75,7 +64,9 @@ case "${1:-}" in
     $PY -m train.fit --data "$DATA" --device "$DEVICE" --recipe-from "$best" --out "$OUT/epir_cde.pt" --json | tee "$OUT/fit.json"
     names=("$name" x-selected) ;;
   4)  # Table 4's missing rows: honest (fixed epochs, last weights), 1 seed like the other rows (~180 s each)
-    together "ablation +itals" "ablation +spt"
+    for preset in +itals +spt; do
+      $PY -m train.loso --out "runs/abl-${preset#+}" "${COMMON[@]}" --preset "$preset" "${EXTRA[@]}" --seeds 0 | tee "$OUT/abl-${preset#+}.json"
+    done
     names=(abl-itals abl-spt) ;;
   *) echo "usage: EPIR_GIT_COMMIT=<sha> bash results/gpu_plan.sh 1|2|3|4" >&2; exit 2 ;;
 esac
