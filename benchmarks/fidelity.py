@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from itertools import chain
@@ -38,7 +39,9 @@ from rich.table import Table
 
 import realtime
 from benchmarks.spotting_bench import REAL_CLIP, padded
+from epir_core.calibration import calibrated_probabilities
 from epir_core.checkpoint import DEFAULT_MODEL_PATH
+from epir_core.model.mirror import hflip
 from epir_core.errors import CheckpointError, FaceTooSmallError, FlowError, NoFaceError
 from epir_core.exit_codes import ExitCode
 from epir_core.paths import data_root as default_data_root
@@ -46,7 +49,6 @@ from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to
 from realtime.api import VIDEO_SUFFIXES
 from realtime.session import Analyzer
 from realtime.sources import frame_paths, read_video
-from train.augment import hflip
 from train.data.composite import COMPOSITE_DIR, composite_rows, read_flow
 from train.data.protocols import CDE_CLASSES
 
@@ -66,14 +68,17 @@ def correlation(x: np.ndarray, reference: np.ndarray) -> list[float]:
 
 
 class Labeller:
-    """A loaded checkpoint, eager on the CPU: input -> (label, confidence)."""
+    """A loaded checkpoint, eager on the CPU, run as epir-live runs it: input -> (label, calibrated
+    confidence)."""
 
     def __init__(self, ckpt):
         self.ckpt = ckpt
+        self.predictor = ckpt.predictor
 
     def __call__(self, x: np.ndarray) -> tuple[str, float]:
         with torch.no_grad():
-            probs = torch.softmax(self.ckpt.model(torch.from_numpy(x[None])), dim=-1)[0]
+            logits = self.predictor(torch.from_numpy(x[None]))[0].double().numpy()
+        probs = calibrated_probabilities(logits, self.ckpt.temperature)
         best = int(probs.argmax())
         return self.ckpt.class_names[best], round(float(probs[best]), 3)
 
@@ -118,9 +123,12 @@ def composite_labels(data_root: Path) -> dict[str, str]:
 
 def sample_of(path: Path, labels: dict[str, str]) -> str | None:
     """The composite sample a clip's path names, as the databases and the composite name clips:
-    sub01/EP19_05f (CASME II), 006/006_1_2 (SAMM), or sub01_EP19_05f, optionally after a database
+    sub01/EP19_05f (CASME II), 006/006_1_2 (SAMM), s1/micro/negative/s1_ne_01 (SMIC-HS, whose
+    subject the composite pads: s01_s01_ne_01), or sub01_EP19_05f, optionally after a database
     prefix (casme2_sub01_EP19_05f, as in real_frames/). None when it names none."""
-    for name in (f"{path.parent.name}_{path.stem}", path.stem, path.stem.split("_", 1)[-1]):
+    smic = re.fullmatch(r"s(\d+)_([a-z]+_\d+)", path.stem)
+    padded = f"s{int(smic[1]):02d}_s{int(smic[1]):02d}_{smic[2]}" if smic else None
+    for name in (f"{path.parent.name}_{path.stem}", path.stem, path.stem.split("_", 1)[-1], padded):
         if name in labels:
             return name
     return None
@@ -219,7 +227,7 @@ CAMERAS = {
 
 
 def _unmirrored(x: np.ndarray) -> np.ndarray:
-    """A mirror image's model input as the camera's own (train.augment.hflip: flipped back, u negated)."""
+    """A mirror image's model input as the camera's own (hflip: flipped back, u negated)."""
     return hflip(torch.from_numpy(np.ascontiguousarray(x))).numpy()
 
 
@@ -341,9 +349,9 @@ def main(
     data: Path = typer.Option(None, "--data-root", help="Where real_frames/ and megc2019_composite/ are "
                               "(default: $EPIR_DATA, else ../shared/data)."),
     clips: Path = typer.Option(None, "--clips", help="Also every frames folder or video under this folder that "
-                               "names a composite sample (sub01/EP19_05f/img*.jpg, 006/006_1_2/, sub01_EP19_05f.avi), "
-                               "its frames from the onset on."),
-    fps: float = typer.Option(FPS, "--fps", min=1.0, help="Frame rate of the --clips (CASME II and SAMM: 200)."),
+                               "names a composite sample (sub01/EP19_05f/img*.jpg, 006/006_1_2/, "
+                               "s1/micro/negative/s1_ne_01/, sub01_EP19_05f.avi), its frames from the onset on."),
+    fps: float = typer.Option(FPS, "--fps", min=1.0, help="Frame rate of the --clips (CASME II and SAMM: 200, SMIC-HS: 100)."),
     model: Path = typer.Option(DEFAULT_MODEL_PATH, help="Checkpoint whose recipe and labels are used."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
 ) -> None:

@@ -71,19 +71,16 @@ def spotting(frames: list[np.ndarray], fps: float, locator) -> Stats:
 
 
 def live_backend(cfg: BenchConfig, workdir: Path):
-    """The live app's backend (cfg.live_backend; "auto" = what it picks) for a default-preset model,
-    built as epir-live builds it, with cfg.threads for ONNX Runtime (epir-live --threads).
-    Random weights: the cost is the same as a trained model's."""
-    import torch
-
-    from epir_core import build_model
+    """The live app's backend (cfg.live_backend; "auto" = what it picks) for the shipped model, built
+    as epir-live builds it (mirror-averaged when the model was trained so), with cfg.threads for
+    ONNX Runtime (epir-live --threads)."""
+    from epir_core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
     from epir_core.errors import BackendUnavailable
     from epir_core.runtime import ModelCache, RuntimeOptions, make_backend
 
-    torch.manual_seed(0)
     options = RuntimeOptions(device=cfg.device, threads=cfg.threads)
     try:
-        return make_backend(build_model(num_classes=len(CLASS_NAMES)).eval(), cfg.live_backend, options,
+        return make_backend(load_checkpoint(DEFAULT_MODEL_PATH).predictor, cfg.live_backend, options,
                             ModelCache(workdir / "models"))
     except BackendUnavailable as e:
         raise StageSkipped(str(e)) from e

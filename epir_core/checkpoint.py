@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 import epir_core
 from epir_core.calibration import checkpoint_temperature
 from epir_core.config import EPIRConfig
 from epir_core.errors import CheckpointError
 from epir_core.files import atomic_path
-from epir_core.model import EPIR
+from epir_core.model import EPIR, MirrorAveraged
 from epir_core.preprocess.recipe import InputRecipe
 
 FORMAT = "epir-checkpoint"
@@ -41,6 +42,18 @@ class Checkpoint:
         """The calibration temperature for epir_core.calibration.calibrated_probabilities; 1.0 for a
         checkpoint saved without one."""
         return checkpoint_temperature(self.meta)
+
+    @property
+    def mirror_averaged(self) -> bool:
+        """Trained to predict from the mean over each input and its mirror (train's --tta-flip); its
+        calibration temperature was fitted on those means."""
+        return bool(self.meta.get("train", {}).get("tta_flip", False))
+
+    @property
+    def predictor(self) -> nn.Module:
+        """The module to run for this checkpoint's logits: the model, mirror-averaged when it was
+        trained so (then each input costs two of the model's forward passes)."""
+        return MirrorAveraged(self.model) if self.mirror_averaged else self.model
 
 
 def save_checkpoint(

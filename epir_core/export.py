@@ -8,23 +8,26 @@ from pathlib import Path
 
 import torch
 
-from epir_core.model import EPIR
+from epir_core.model import EPIR, MirrorAveraged
 
 OPSET = 18
 
 
-def export_model(model: EPIR) -> EPIR:
-    """An fp32 eval-mode copy of `model` that merges tokens with the dense one-hot matrix.
+def export_model(model: EPIR | MirrorAveraged) -> EPIR | MirrorAveraged:
+    """An fp32 eval-mode copy of `model` that merges tokens with the dense one-hot matrix (a
+    mirror-averaged model stays mirror-averaged).
 
     The scatter merge exports wrongly: scatter_reduce becomes a plain overwrite in ONNX, and TensorRT
     has no reliable scatter with a reduction. Both paths give the same outputs in PyTorch."""
+    if isinstance(model, MirrorAveraged):
+        return MirrorAveraged(export_model(model.model)).eval()
     dense = EPIR(replace(model.config, merge_impl="dense"))
     dense.load_state_dict(model.state_dict())
     return dense.float().eval()
 
 
 def export_onnx(
-    model: EPIR, path: str | os.PathLike, batch_size: int = 1, dynamic_batch: bool = False
+    model: EPIR | MirrorAveraged, path: str | os.PathLike, batch_size: int = 1, dynamic_batch: bool = False
 ) -> Path:
     """Write `model` as one self-contained ONNX file: input "flow" B x 3 x H x W, output "logits" B x C.
 

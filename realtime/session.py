@@ -100,7 +100,7 @@ class Analyzer:
 
         self.model_path = Path(model) if model is not None else DEFAULT_MODEL_PATH
         self.checkpoint = load_checkpoint(self.model_path)
-        self.backend = make_backend(self.checkpoint.model, backend, RuntimeOptions(device=device, threads=threads),
+        self.backend = make_backend(self.checkpoint.predictor, backend, RuntimeOptions(device=device, threads=threads),
                                     ModelCache(cache_dir or cache_root()))
         self.explain = model_explainer(self.checkpoint.model) if explain else None
         self.config = config

@@ -10,7 +10,8 @@ import torch
 
 from epir_core.preprocess import FarnebackParams, InputRecipe, compute_flow, flow_to_input
 from epir_core.preprocess.synthetic import Warp, synthetic_pair, warp_image
-from train.augment import Augmenter, hflip, restretch, rotate
+from epir_core.model.mirror import hflip
+from train.augment import Augmenter, restretch, rotate
 
 FACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "megc2019_composite" / "apex_face_224" / "006_006_1_2.jpg"
 RECIPE = InputRecipe.composite()

@@ -89,3 +89,38 @@ def test_bad_files_raise_one_line_checkpoint_errors(model, saved, tmp_path, caps
             load_checkpoint(path)
         assert "\n" not in str(info.value)
     assert "executed" not in capsys.readouterr().out
+
+
+def test_a_checkpoint_trained_on_mirror_pairs_predicts_from_both(model, tmp_path):
+    """train's --tta-flip fits a fold's temperature on the mean logits of each input and its mirror,
+    so a checkpoint that says so is run that way; any other runs its bare model."""
+    from epir_core.model.mirror import hflip
+
+    x = torch.rand(4, 3, 28, 28)
+    plain = load_checkpoint(save_checkpoint(tmp_path / "plain.pt", model, CLASSES, InputRecipe.composite()))
+    assert plain.predictor is plain.model
+    mirrored = load_checkpoint(save_checkpoint(tmp_path / "m.pt", model, CLASSES, InputRecipe.composite(),
+                                               {"train": {"tta_flip": True}}))
+    with torch.no_grad():
+        both = mirrored.predictor(x)
+        assert torch.allclose(both, (model(x) + model(hflip(x))) / 2, atol=1e-5)
+        assert torch.allclose(mirrored.predictor(hflip(x)), both, atol=1e-5)  # a mirror changes nothing
+        assert not torch.allclose(model(hflip(x)), model(x), atol=1e-3)  # while the bare model sees it
+
+
+def test_the_shipped_model_labels_every_composite_flow_as_its_mirror(shared_data):
+    """A face's expression does not change in a mirror: the shipped model gives each of the 442
+    composite flows and its mirror image the same label and calibrated confidence."""
+    from epir_core.calibration import calibrated_probabilities
+    from epir_core.checkpoint import DEFAULT_MODEL_PATH
+    from epir_core.model.mirror import hflip
+    from train.data.composite import load_composite
+
+    ckpt = load_checkpoint(DEFAULT_MODEL_PATH)
+    x = torch.as_tensor(load_composite(shared_data).inputs)
+    with torch.no_grad():
+        direct, mirrored = (calibrated_probabilities(ckpt.predictor(i).double().numpy(), ckpt.temperature)
+                            for i in (x, hflip(x)))
+    assert ckpt.mirror_averaged
+    assert (direct.argmax(1) == mirrored.argmax(1)).all()
+    assert abs(direct - mirrored).max() < 1e-4

@@ -79,6 +79,19 @@ def test_auto_on_cpu_picks_onnx_with_the_threads_asked_for(model, onnx_cache):
     np.testing.assert_allclose(backend(x), logits(model, x), atol=1e-3)
 
 
+def test_the_shipped_model_runs_mirror_averaged_on_onnx_runtime(tmp_path):
+    """epir-live's CPU choice for the shipped checkpoint: the ONNX graph holds the mirror averaging
+    the model was calibrated with, and gives the eager logits (make_backend's parity check)."""
+    pytest.importorskip("onnxruntime")
+    from epir_core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
+
+    predictor = load_checkpoint(DEFAULT_MODEL_PATH).predictor
+    backend = make_backend(predictor, "auto", CPU, ModelCache(tmp_path))
+    assert backend.name == "onnx", backend.note
+    x = np.random.default_rng(0).random((1, 3, 28, 28), dtype=np.float32)
+    np.testing.assert_allclose(backend(x), logits(predictor, x), atol=1e-4)
+
+
 def test_a_truncated_onnx_cache_file_is_rebuilt(model, onnx_cache):
     """The bug this replaces: a truncated export failed every later --backend onnx run with exit 5."""
     pytest.importorskip("onnxruntime")

@@ -4,11 +4,9 @@ The composite's maps (and flow_to_input's) are each min-max stretched per image 
 map stores only the shape of its channel: x = (m - min m) / (max m - min m). That decides how each
 transform is done here:
 
-- Horizontal flip: the flow of mirrored frames is (-u, v) mirrored, and the stretch of -u is
-  exactly 1 - (stretch of u) (negation swaps min and max). So u -> 1 - u, every map mirrored.
-  Strain (Eq. 2) is unchanged by the sign flip (u_x and v_y keep their sign, u_y and v_x both change
-  theirs): it is only mirrored. This is exact up to the first differences turning from forward to
-  backward, a sub-pixel shift at full resolution.
+- Horizontal flip: u -> 1 - u, every map mirrored (epir_core.model.mirror.hflip, which says why).
+  This is exact up to the first differences turning from forward to backward, a sub-pixel shift at
+  full resolution.
 - Rotation by phi: the maps rotate, and the (u, v) vectors rotate with them. The stretch dropped
   each channel's offset, which a re-stretch after mixing drops again, but also its scale, and the
   rotated u = c u - s v needs the ratio of the u and v ranges. That ratio is lost; we take it as 1
@@ -34,11 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def hflip(x: torch.Tensor) -> torch.Tensor:
-    """... x 3 x H x W stretched (u, v, strain) -> the input of the mirrored frames."""
-    flipped = x.flip(-1)
-    return torch.cat([1 - flipped[..., :1, :, :], flipped[..., 1:, :, :]], dim=-3)
+from epir_core.model.mirror import hflip
 
 
 def restretch(x: torch.Tensor) -> torch.Tensor:

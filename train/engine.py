@@ -28,7 +28,8 @@ from epir_core import build_model
 from epir_core.calibration import calibrated_probabilities
 from epir_core.loss import epir_loss
 from epir_core.metrics import uf1
-from train.augment import Augmenter, hflip
+from epir_core.model.mirror import hflip
+from train.augment import Augmenter
 from train.calibration import fold_calibration
 from train.config import TrainConfig
 from train.folds import Fold, fold_seed
