@@ -44,11 +44,12 @@ from epir_core.checkpoint import DEFAULT_MODEL_PATH
 from epir_core.model.mirror import hflip
 from epir_core.errors import CheckpointError, FaceTooSmallError, FlowError, NoFaceError
 from epir_core.exit_codes import ExitCode
+from epir_core.frame_files import frames_in_order
 from epir_core.paths import data_root as default_data_root
 from epir_core.preprocess import FaceLocator, InputRecipe, compute_flow, flow_to_input, make_model_input
 from realtime.api import VIDEO_SUFFIXES
 from realtime.session import Analyzer
-from realtime.sources import frame_paths, read_video
+from realtime.sources import read_video
 from train.data.composite import COMPOSITE_DIR, composite_rows, read_flow
 from train.data.protocols import CDE_CLASSES
 
@@ -151,7 +152,7 @@ def clips_under(folder: Path, labels: dict[str, str], fps: float) -> Iterator[Re
         if sample is None:
             continue
         if path.is_dir():
-            images = frame_paths(path)
+            images = frames_in_order(path)
             if not images:
                 continue  # a folder that holds the clip's folders, not its frames
             frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in images]

@@ -8,7 +8,6 @@ as possible instead blocks the reader, so that no frame is lost.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
@@ -20,8 +19,8 @@ import cv2
 import numpy as np
 
 from epir_core.errors import EPIRError
+from epir_core.frame_files import frames_in_order
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 CAMERA_FALLBACK_FPS = 30.0
 
 
@@ -188,22 +187,13 @@ def open_source(spec: SourceSpec) -> FrameSource:
     return FrameSource(spec, read, fps, live, cap.release, length=count if count > 0 else None)
 
 
-def frame_paths(folder: Path) -> list[Path]:
-    """The image files of a frames folder in frame order: numbers in names compare as numbers, since
-    databases number frames without zero padding (CASME II: img99.jpg, img100.jpg)."""
-    def key(path: Path) -> list:
-        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=key)
-
-
 def _open_frames(spec: SourceSpec) -> FrameSource:
     folder = Path(spec.target)
     if not folder.is_dir():
         raise SourceError(f"frames folder not found: {folder}")
     if not spec.fps:
         raise SourceError("a frames folder needs its frame rate: pass --fps")
-    paths = frame_paths(folder)
+    paths = frames_in_order(folder)
     files = iter(paths)
 
     def read() -> np.ndarray | None:

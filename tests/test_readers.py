@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from collections import Counter
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.fixtures_data import make_casme2, make_casme3, make_samm, make_smic
@@ -28,6 +30,21 @@ def test_xlsx_round_trip_keeps_gaps_numbers_and_finds_the_header(tmp_path):
     assert read_table(path, ("Subject", "Apex")) == [{"Subject": "6", "Apex": "/"}, {"Subject": "7", "Apex": "12"}]
     with pytest.raises(ValueError, match="no header row"):
         read_table(path, ("Onset",))
+
+
+def test_a_frames_folder_is_read_in_frame_order_by_the_trainer_and_the_live_app(tmp_path):
+    """CASME II numbers frames without padding: name order would put img100 before img99."""
+    from epir_core.frame_files import frames_in_order
+    from realtime.sources import SourceSpec, open_source
+    from train.data.raw import frames_by_number
+
+    for n in (98, 99, 100, 101):
+        cv2.imwrite(str(tmp_path / f"img{n}.png"), np.full((8, 8, 3), n, np.uint8))
+    (tmp_path / "notes.txt").write_text("not a frame")
+    assert [p.name for p in frames_in_order(tmp_path)] == ["img98.png", "img99.png", "img100.png", "img101.png"]
+    assert sorted(frames_by_number(tmp_path)) == [98, 99, 100, 101]
+    with open_source(SourceSpec("frames", str(tmp_path), fps=200.0)) as frames:
+        assert [int(frame.image[0, 0, 0]) for frame in frames] == [98, 99, 100, 101]
 
 
 def test_protocol_mappings():

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+from epir_core.frame_files import frame_number, frames_in_order
 
 
 class LayoutError(Exception):
@@ -36,15 +36,11 @@ class RawSample:
 
 
 def frames_by_number(clip: Path) -> dict[int, Path]:
-    """Frame number -> image path; the number is the last digit run of the name, so img46.jpg,
-    reg_img46.jpg, 006_05562.jpg and 175.jpg all work whatever the zero padding."""
-    frames = {}
-    if clip.is_dir():
-        for path in clip.iterdir():
-            digits = re.findall(r"\d+", path.stem)
-            if path.suffix.lower() in IMAGE_SUFFIXES and digits:
-                frames[int(digits[-1])] = path
-    return frames
+    """Frame number (epir_core.frame_files.frame_number) -> image path; empty for a missing clip."""
+    if not clip.is_dir():
+        return {}
+    numbered = ((frame_number(path), path) for path in frames_in_order(clip))
+    return {n: path for n, path in numbered if n is not None}
 
 
 def frame_span(frames: dict[int, Path], first: int, last: int | None) -> tuple[Path, ...]:
