@@ -13,7 +13,6 @@ import numpy as np
 from benchmarks.config import BenchConfig
 from benchmarks.timing import Stats, time_callable, time_samples
 
-CLASS_NAMES = ("negative", "positive", "surprise")
 EXPRESSION = (5, 12)  # frames onset -> apex and onset -> offset, as in the demo clip
 _E2E_KEYS = ("frames", "fps_sustained", "process_ms_mean", "dropped_frames", "events_expected",
              "events_spotted", "apex_to_label_ms", "recognise_ms", "latency_split_ms", "backend", "backend_threads")
@@ -70,40 +69,34 @@ def spotting(frames: list[np.ndarray], fps: float, locator) -> Stats:
     return time_samples(spot_ms)
 
 
-def live_backend(cfg: BenchConfig, workdir: Path):
-    """The live app's backend (cfg.live_backend; "auto" = what it picks) for the shipped model, built
-    as epir-live builds it (mirror-averaged when the model was trained so), with cfg.threads for
-    ONNX Runtime (epir-live --threads)."""
-    from epir_core.checkpoint import DEFAULT_MODEL_PATH, load_checkpoint
+def live_analyzer(cfg: BenchConfig, workdir: Path):
+    """epir-live's Analyzer for the shipped model, on cfg.live_backend ("auto" = what epir-live picks)
+    with cfg.threads for ONNX Runtime (epir-live --threads): the same backend, recogniser,
+    explanations and calibration as epir-live's default run."""
     from epir_core.errors import BackendUnavailable
-    from epir_core.runtime import ModelCache, RuntimeOptions, make_backend
+    from realtime.session import Analyzer
 
-    options = RuntimeOptions(device=cfg.device, threads=cfg.threads)
     try:
-        return make_backend(load_checkpoint(DEFAULT_MODEL_PATH).predictor, cfg.live_backend, options,
-                            ModelCache(workdir / "models"))
+        return Analyzer(backend=cfg.live_backend, device=cfg.device, threads=cfg.threads, cache_dir=workdir / "models")
     except BackendUnavailable as e:
         raise StageSkipped(str(e)) from e
 
 
-def live_model(cfg: BenchConfig, backend) -> Stats:
+def live_model(cfg: BenchConfig, analyzer) -> Stats:
     """One call of the live backend on a 1 x 3 x 28 x 28 numpy input, host copies included."""
     x = np.random.default_rng(0).random((1, 3, 28, 28), dtype=np.float32)
-    return time_callable(lambda: backend(x), cfg.warmup, cfg.pipeline_runs)
+    return time_callable(lambda: analyzer.backend(x), cfg.warmup, cfg.pipeline_runs)
 
 
-def end_to_end(cfg: BenchConfig, clip: TestClip, backend, locator) -> dict:
+def end_to_end(cfg: BenchConfig, clip: TestClip, analyzer, locator) -> dict:
     """Passes of the clip through the live pipeline, decoding in its capture thread as live: one as
     fast as possible (sustained fps), then cfg.latency_runs at the clip's own rate (latency as a
     camera sees it, one event per pass)."""
-    from epir_core.preprocess import InputRecipe
     from realtime.pipeline import LiveConfig, LivePipeline
-    from realtime.recognition import Recognizer
     from realtime.sources import SourceSpec, open_source
 
     def run(realtime: bool) -> tuple[LivePipeline, float, int]:
-        recipe = InputRecipe.composite()  # what a model trained on the composite carries
-        pipeline = LivePipeline(LiveConfig(), clip.fps, Recognizer(backend, CLASS_NAMES, recipe, locator))
+        pipeline = LivePipeline(LiveConfig(), clip.fps, analyzer.recognizer(locator))
         with open_source(SourceSpec("video", str(clip.path), fps=clip.fps, realtime=realtime)) as source:
             t0 = time.perf_counter()
             for frame in source:
@@ -133,8 +126,8 @@ def end_to_end(cfg: BenchConfig, clip: TestClip, backend, locator) -> dict:
         "apex_to_label_ms": _summary(latencies),
         "recognise_ms": _summary(recognise),
         "latency_split_ms": split if latencies else None,
-        "backend": backend.name,
-        "backend_threads": backend.threads,
+        "backend": analyzer.backend.name,
+        "backend_threads": analyzer.backend.threads,
     }
 
 

@@ -43,11 +43,11 @@ def bench_pipeline(cfg: BenchConfig, data_root: Path | None, workdir: Path, prog
         return {"status": "failed", "reason": first_line(e), "frame_size": None, "clip": None, "stages": [],
                 "end_to_end": live_bench.skipped_end_to_end("failed", "no test clip")}
     locator = _SharedLocator()
-    backend = _SharedBackend(cfg, workdir)
-    rows = [_stage_row(stage, progress) for stage in _stages(cfg, clip, frames, locator, backend)]
+    analyzer = _SharedAnalyzer(cfg, workdir)
+    rows = [_stage_row(stage, progress) for stage in _stages(cfg, clip, frames, locator, analyzer)]
     progress("end to end")
     try:
-        e2e = live_bench.end_to_end(cfg, clip, backend.get(), locator.get())
+        e2e = live_bench.end_to_end(cfg, clip, analyzer.get(), locator.get())
     except StageSkipped as e:
         e2e = live_bench.skipped_end_to_end("skipped", str(e))
     except Exception as e:  # the stage rows above are still worth reporting
@@ -58,7 +58,7 @@ def bench_pipeline(cfg: BenchConfig, data_root: Path | None, workdir: Path, prog
 
 
 def _stages(cfg: BenchConfig, clip: TestClip, frames: list[np.ndarray], locator: "_SharedLocator",
-            backend: "_SharedBackend") -> Iterator[Stage]:
+            analyzer: "_SharedAnalyzer") -> Iterator[Stage]:
     """The stages in pipeline order; `frames` is the decoded clip, so only `decode` pays for decoding."""
     from realtime.spotting import SpotterConfig
     from realtime.tracking import TrackerConfig
@@ -80,7 +80,7 @@ def _stages(cfg: BenchConfig, clip: TestClip, frames: list[np.ndarray], locator:
         yield Stage("event_input", label, _backend_device(flow_backend),
                     lambda r=recipe, b=flow_backend: _event_input(r, b, onset, apex_frame, locator, cfg))
     yield Stage("model", "live backend, batch 1, numpy in/out", cfg.device,
-                lambda: live_bench.live_model(cfg, backend.get()))
+                lambda: live_bench.live_model(cfg, analyzer.get()))
 
 
 def _stage_row(stage: Stage, progress: Callable[[str], None]) -> dict:
@@ -127,16 +127,17 @@ class _SharedLocator:
         return self._locator
 
 
-class _SharedBackend:
-    """The live app's model backend, built once for the model stage and the end-to-end run."""
+class _SharedAnalyzer:
+    """The live app's Analyzer (model backend and recogniser), built once for the model stage and the
+    end-to-end run."""
 
     def __init__(self, cfg: BenchConfig, workdir: Path):
-        self.cfg, self.workdir, self._backend = cfg, workdir, None
+        self.cfg, self.workdir, self._analyzer = cfg, workdir, None
 
     def get(self):
-        if self._backend is None:
-            self._backend = live_bench.live_backend(self.cfg, self.workdir)
-        return self._backend
+        if self._analyzer is None:
+            self._analyzer = live_bench.live_analyzer(self.cfg, self.workdir)
+        return self._analyzer
 
 
 def _tracking(frames: list[np.ndarray], fps: float, locator: _SharedLocator) -> Stats:

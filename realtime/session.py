@@ -110,6 +110,14 @@ class Analyzer:
     def class_names(self) -> tuple[str, ...]:
         return tuple(self.checkpoint.class_names)
 
+    def recognizer(self, locator):
+        """What labels each event: this checkpoint's backend, class names, input recipe, explanations
+        and calibration, with `locator` finding the face (realtime.recognition.Recognizer)."""
+        from realtime.recognition import Recognizer
+
+        ckpt = self.checkpoint
+        return Recognizer(self.backend, ckpt.class_names, ckpt.recipe, locator, self.explain, ckpt.temperature)
+
     def describe_backend(self) -> str:
         b = self.backend
         threads = f", {b.threads} thread(s)" if b.threads else ""
@@ -157,7 +165,6 @@ class Run:
         from realtime.display import Overlay, Window, display_available
         from realtime.outputs import RunOutputs
         from realtime.pipeline import LivePipeline
-        from realtime.recognition import Recognizer
 
         self.source, self.err, self.echo, self.json_stream = source, analyzer.err, echo, json_stream
         self.status = "done"
@@ -180,10 +187,7 @@ class Run:
         try:
             self.overlay = Overlay(source.fps) if show or self.outputs.annotate else None
             self.locator = FaceLocator(min_face_px=config.tracker.min_face_px)
-            ckpt = analyzer.checkpoint
-            recognizer = Recognizer(analyzer.backend, ckpt.class_names, ckpt.recipe, self.locator, analyzer.explain,
-                                    ckpt.temperature)
-            self.pipeline = LivePipeline(config, source.fps, recognizer)
+            self.pipeline = LivePipeline(config, source.fps, analyzer.recognizer(self.locator))
             self.window = Window() if show else None
         except BaseException as e:  # the outputs exist: they are closed and say why the run never started
             self.__exit__(type(e), e, None)
