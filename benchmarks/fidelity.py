@@ -128,8 +128,8 @@ def sample_of(path: Path, labels: dict[str, str]) -> str | None:
     subject the composite pads: s01_s01_ne_01), or sub01_EP19_05f, optionally after a database
     prefix (casme2_sub01_EP19_05f, as in real_frames/). None when it names none."""
     smic = re.fullmatch(r"s(\d+)_([a-z]+_\d+)", path.stem)
-    padded = f"s{int(smic[1]):02d}_s{int(smic[1]):02d}_{smic[2]}" if smic else None
-    for name in (f"{path.parent.name}_{path.stem}", path.stem, path.stem.split("_", 1)[-1], padded):
+    smic_name = f"s{int(smic[1]):02d}_s{int(smic[1]):02d}_{smic[2]}" if smic else None
+    for name in (f"{path.parent.name}_{path.stem}", path.stem, path.stem.split("_", 1)[-1], smic_name):
         if name in labels:
             return name
     return None
@@ -211,7 +211,7 @@ HEAD_MOVING = "head moving 1 px right and down per frame"  # moving_head, after 
 # names hold for a clip of any rate and size (each row gives its own fps).
 # Colour, resolution, exposure, compression and frame rates down to a webcam's; and the clip's mirror
 # image, which no camera gives (OpenCV delivers frames unmirrored) but which shows whether a label
-# rests on which side of the face moved: the shipped model was trained without flips.
+# rests on which side of the face moved (a model that predicts from an input and its mirror gives both one label).
 CAMERAS = {
     "as recorded": (None, 1),
     "grey": (lambda f: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), 1),
@@ -352,7 +352,8 @@ def main(
     clips: Path = typer.Option(None, "--clips", help="Also every frames folder or video under this folder that "
                                "names a composite sample (sub01/EP19_05f/img*.jpg, 006/006_1_2/, "
                                "s1/micro/negative/s1_ne_01/, sub01_EP19_05f.avi), its frames from the onset on."),
-    fps: float = typer.Option(FPS, "--fps", min=1.0, help="Frame rate of the --clips (CASME II and SAMM: 200, SMIC-HS: 100)."),
+    fps: float = typer.Option(FPS, "--fps", min=1.0,
+                              help="Frame rate of the --clips (CASME II and SAMM: 200, SMIC-HS: 100)."),
     model: Path = typer.Option(DEFAULT_MODEL_PATH, help="Checkpoint whose recipe and labels are used."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as JSON on stdout."),
 ) -> None:
