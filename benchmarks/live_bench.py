@@ -111,7 +111,7 @@ def end_to_end(cfg: BenchConfig, clip: TestClip, analyzer, locator) -> dict:
     latencies = [e.latency_ms["frame_to_label"] for e in events]
     recognise = [e.latency_ms["frame_to_label"] - e.latency_ms["spot"] for e in events]
     # Where the time goes: the spotter waiting for frames after the apex, the event's input (face
-    # mesh and flow, started early on a candidate apex, so it overlaps the wait), and the model.
+    # mesh and flow) and the model; both start early on a candidate apex, so they overlap the wait.
     split = {part: _summary([sum(e.latency_ms[k] for k in keys) for e in events])
              for part, keys in (("spotting_wait", ("spot",)), ("input", ("locate", "input")), ("model", ("inference",)))}
     return {

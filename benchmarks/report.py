@@ -141,8 +141,14 @@ def render_spotting(record: dict, console: Console) -> None:
         table.add_row(f"recall at {fps} fps", _value(recall))
     for name in ("precision", "f1", "f1_2_to_4px", "false_events_in_micro_clips", "false_per_min_distractors"):
         table.add_row(name.replace("_", " "), _value(s[name]))
-    apex = s["apex_error_frames_30fps"]
-    table.add_row("apex error at 30 fps (frames, median / max)", f"{apex['median']:g} / {apex['max']}" if apex else "-")
+    for fps, error in s["apex_error_frames"].items():
+        table.add_row(f"apex error at {fps} fps (frames, median / max)", f"{error['median']:g} / {error['max']}")
+    held = s["held"]
+    table.add_row("held apex: recall at 1 / 2 / 3 / 4 px",
+                  " / ".join(_value(r) for r in held["recall_per_amplitude_px"].values()))
+    for fps, error in held["apex_error_frames"].items():
+        table.add_row(f"held apex: error at {fps} fps (frames from the hold's start, median / max)",
+                      f"{error['median']:g} / {error['max']}")
     table.add_row("tracking + spotting per frame (ms, median / max clip)",
                   f"{s['cost_ms_per_frame']['median']:.2f} / {s['cost_ms_per_frame']['max']:.2f}")
     table.add_row("real CASME II clip", escape(s["real_clip"]["status"]))

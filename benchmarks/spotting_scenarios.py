@@ -5,7 +5,8 @@ scale), light drift and sensor noise on every frame. Expressions are smooth loca
 placed on the face's own landmarks, peaking at a set amplitude in face pixels:
 
 - brow raise (both brows up), frown (brows together and down), smile (mouth corners out and up),
-  lip press (lower lip up): micro-expressions, rise 0.07-0.15 s, fall 0.1-0.25 s;
+  lip press (lower lip up): micro-expressions, rise 0.07-0.15 s, fall 0.1-0.25 s; a held one stays
+  at its apex for 0.1 s or more between, and all of it lasts at most 0.45 s;
 - distractors: blinks, talking (the jaw and lips moving for seconds), a held smile, a quick
   head turn, a light change.
 
@@ -166,14 +167,19 @@ def _step(u: float, duration: float) -> float:
 
 
 def micro_clip(name: str, face: np.ndarray, landmarks: np.ndarray, fps: float, amplitudes: tuple[float, ...],
-               seed: int, spacing_s: float = 2.2, lead_s: float = 2.5) -> Scenario:
-    """One micro-expression per amplitude, kinds in turn, every spacing_s seconds, with blinks between."""
+               seed: int, spacing_s: float = 2.2, lead_s: float = 2.5, held: bool = False) -> Scenario:
+    """One micro-expression per amplitude, kinds in turn, every spacing_s seconds, with blinks between.
+    held: each stays at its apex from 0.1 s to what leaves a fall of 0.1 s within 0.45 s. Real ones
+    do: the flow of CASME II sub01 EP19_06f from its first frame matches the composite's as well at
+    frame 12 as at frame 45 (0.17 s later at 200 fps)."""
     rng = np.random.default_rng(seed)
     motions = []
     for n, amplitude in enumerate(amplitudes):
         start = lead_s + n * spacing_s + rng.uniform(0, 0.3)
-        motions.append(Motion(MICRO[(n + seed) % len(MICRO)], start, rng.uniform(0.07, 0.15), 0.0,
-                              rng.uniform(0.1, 0.25), float(amplitude)))
+        rise = rng.uniform(0.07, 0.15)
+        hold = rng.uniform(0.1, 0.35 - rise) if held else 0.0
+        fall = rng.uniform(0.1, min(0.25, 0.45 - rise - hold))
+        motions.append(Motion(MICRO[(n + seed) % len(MICRO)], start, rise, hold, fall, float(amplitude)))
         motions.append(Motion("blink", start + spacing_s / 2, 0.07, 0.03, 0.12, 4.0))
     seconds = lead_s + len(amplitudes) * spacing_s + 0.5
     return Scenario(name, face, landmarks, fps, seconds, tuple(motions), seed=seed)

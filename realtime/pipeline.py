@@ -38,8 +38,8 @@ class LiveConfig:
     # Events waiting for recognition; each holds three frames. One spotted while this many wait is
     # dropped and counted (LivePipeline.dropped_events), so memory stays flat when recognition lags.
     max_pending: int = 4
-    # Start an event's input (face mesh, flow) as soon as the spotter has a candidate apex, instead
-    # of when it confirms the event; the label is the same, only earlier.
+    # Start an event's recognition (face mesh, flow, model, explanation) as soon as the spotter has a
+    # candidate apex, instead of when it confirms the event; the label is the same, only earlier.
     early_input: bool = True
 
 
@@ -117,7 +117,7 @@ class LivePipeline:
         self.events: list[Event] = []
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epir-recognise")
         self._pending: deque[Future] = deque()
-        self._early: tuple[tuple[int, int], Future] | None = None  # ((onset, apex), prepare job) of the candidate
+        self._early: tuple[tuple[int, int], Future] | None = None  # ((onset, apex), recognition job) of the candidate
         self.failures: list[str] = []
         self.dropped_events = 0
 
@@ -174,8 +174,8 @@ class LivePipeline:
         return events
 
     def _start_early_input(self) -> None:
-        """A new candidate (onset, apex) from the spotter: prepare its input on the worker now. An
-        earlier candidate's job that has not started yet is cancelled: the apex moved."""
+        """A new candidate (onset, apex) from the spotter: recognise it on the worker now. An earlier
+        candidate's job that has not started yet is cancelled: the apex moved."""
         candidate = getattr(self.spotter, "candidate", None)
         if not self.config.early_input or candidate is None or (self._early and self._early[0] == candidate):
             return
@@ -183,17 +183,16 @@ class LivePipeline:
             self._early[1].cancel()
         frames = {f.index: (f, t) for f, t in self._frames}
         (onset, tracked), (apex, _) = frames[candidate[0]], frames[candidate[1]]
-        self._early = candidate, self._worker.submit(self.recognizer.prepare, onset.image, apex.image, tracked.face)
+        self._early = candidate, self._worker.submit(self.recognizer, onset.image, apex.image, tracked.face)
 
     def _recognise(self, spot: Spot, frames: tuple[Frame, Frame, Frame], tracked: TrackedFace,
                    spotted: float, early: Future | None) -> Event:
         onset, apex, offset = frames
-        # The worker runs jobs in order, so a prepare job of this event has finished (or was cancelled).
+        # The worker runs jobs in order, so the early job of this event has finished (or was cancelled).
         if early is not None and not early.cancelled():
-            prepared = early.result()
+            result = early.result()
         else:
-            prepared = self.recognizer.prepare(onset.image, apex.image, tracked.face)
-        result = self.recognizer.classify(prepared)
+            result = self.recognizer(onset.image, apex.image, tracked.face)
         done = time.perf_counter()
         latency = {"spot": (spotted - apex.arrival) * 1e3, **result.ms, "frame_to_label": (done - apex.arrival) * 1e3}
         return Event(

@@ -62,8 +62,7 @@ class Recognizer:
         return self.classify(self.prepare(onset_bgr, apex_bgr, tracked))
 
     def prepare(self, onset_bgr: np.ndarray, apex_bgr: np.ndarray, tracked: Face) -> PreparedInput:
-        """The slow part (face mesh, the recipe's flow): the live app may start it before the event
-        is confirmed, and classify() then gives exactly the label a call would have."""
+        """The slow part (face mesh, the recipe's flow); classify() runs the model on it."""
         t0 = time.perf_counter()
         try:
             face = self.locator.locate(onset_bgr)

@@ -17,18 +17,21 @@ shares is a misfit of the head's motion, not an expression, which is local). The
 floor, so a still, sharp face reveals motions far below a pixel and a noisy one raises its own bar.
 
 A run is a stretch of frames where some region's z is above threshold (gaps up to bridge_s
-bridged). A run no longer than a micro-expression is one event, its apex at the run's highest frame
+bridged). A run no longer than a micro-expression is one event, peaking at the run's highest frame
 whose region is back where it was k frames before (frames j-k and j+k alike) and that is not a
-blink; onset and offset are refined on the region that moved most. A longer run (talking, whose
-syllables are each brief) is dropped as soon as it is too long, and every score enters the noise
-history, so nothing can hold a run open.
+blink. Onset, apex and offset are then found on the region that moved most: the onset is the last
+still frame in the k before the peak, and the apex the first frame whose motion from the onset
+reaches the peak's. For a brief expression that is the peak; one that holds its apex passes the
+return test only late in its hold (when j+k is past its end), and its apex is the hold's start.
+A longer run (talking, whose syllables are each brief) is dropped as soon as it is too long, and
+every score enters the noise history, so nothing can hold a run open.
 
-Waiting for the run to end costs a label time, so an event is confirmed as soon as its apex is
+Waiting for the run to end costs a label time, so an event is confirmed as soon as its peak is
 scored (k frames after it) if s peaked there and fell to confirm_fall of the peak within those k
 frames, as around a brief expression's apex; unless what moved most is the mouth opening (upper
 lip, chin): speech moves those first, and only the run's length tells a syllable from a lip press.
-The apex is the run's frame of highest s, so s, known k frames before c, proposes it as a candidate
-one frame after it: the live app starts the event's input while the spotter still waits.
+The peak is the run's frame of highest s, so s, known k frames before c, proposes it as a candidate
+one frame after it: the live app starts the event's recognition while the spotter still waits.
 
 All durations are in seconds and converted with the stream's real frame rate.
 """
@@ -75,6 +78,7 @@ class SpotterConfig:
     # (a brow close to the eye moves with a closing lid; in the scenarios a brow raise moved the lids
     # at most half as much as the brows)
     bound_fraction: float = 0.9  # onset/offset: last/first frame this close to the neutral side
+    apex_fraction: float = 0.95  # apex: first frame whose motion from the onset is this close to the peak's
     confirm_fall: float = 0.5  # a brief apex: its region's s falls to this fraction of the apex's within k frames
 
 
@@ -193,7 +197,7 @@ class Spotter:
         self._below = 0  # frames below threshold since the run's last frame above it
         self._dropping = False  # a run grew too long: wait for the score to fall before the next
         self._reported = False  # the open run's event was confirmed early: the run's end adds none
-        self.candidate: tuple[int, int] | None = None  # (onset, apex) of the likely next event
+        self._candidate: tuple[int, tuple[int, int]] | None = None  # (peak, (onset, apex)) of the likely next event
         self.region_motion = np.full(len(REGION_NAMES), np.nan)  # s of the latest frame, face widths
         self.score = float("nan")  # max z of the latest scored frame (k frames back)
         self.threshold = float("nan")  # inf during warm-up
@@ -254,7 +258,7 @@ class Spotter:
                 self._run.append(_Scored(then, self.score, z))
                 if self._run[-1].frame - self._run[0].frame >= self.max_run:
                     self._run, self._dropping = [], True  # talking, a held change: not a micro-expression
-                    self.candidate, self._reported = None, False
+                    self._candidate, self._reported = None, False
                 else:
                     self._propose()
                     return self._confirm_early()
@@ -268,57 +272,65 @@ class Spotter:
         self._dropping = False
         if not self._run:
             return None
-        apex, reported = self._apex(), self._reported
-        self._run, self.candidate, self._reported = [], None, False
-        return None if apex is None or reported else self._spot(apex)
+        peak = self._peak()
+        spot = None if peak is None or self._reported else self._spot(peak)
+        self._run, self._candidate, self._reported = [], None, False
+        return spot
 
-    def _apex(self) -> _Scored | None:
-        """The open run's apex: of its frames that can be one (high c, back where they began, no
+    def _peak(self) -> _Scored | None:
+        """The open run's peak: of its frames that can be an apex (high c, back where they began, no
         blink), where the motion since k frames before (s) is highest. None while there is none."""
         valid = [f for f in self._run if f.score > self.threshold]
         return max(valid, key=lambda f: f.motion.raw, default=None)
 
     def _confirm_early(self) -> Spot | None:
-        """The open run's event, as soon as its apex is scored (k frames after it, when its region is
-        known to be back), if s peaked there and then fell to confirm_fall of the apex's within
+        """The open run's event, as soon as its peak is scored (k frames after it, when its region is
+        known to be back), if s peaked there and then fell to confirm_fall of the peak's within
         those k frames, as around a brief expression's apex, and the mouth's opening is not what
         moved most."""
-        apex = self._apex()
-        if self._reported or apex is None or REGION_NAMES[int(np.argmax(apex.z))] in SPEECH_REGIONS:
+        peak = self._peak()
+        if self._reported or peak is None or REGION_NAMES[int(np.argmax(peak.z))] in SPEECH_REGIONS:
             return None
-        region, peak = apex.motion.region, apex.motion.s[apex.motion.region]
-        for m in (m for m in self._motion if apex.frame < m.frame <= apex.frame + self.k):
-            if m.raw > apex.motion.raw:
-                return None  # s was still rising: the apex is later
-            if m.s[region] <= self.config.confirm_fall * peak:
+        region, top = peak.motion.region, peak.motion.s[peak.motion.region]
+        for m in (m for m in self._motion if peak.frame < m.frame <= peak.frame + self.k):
+            if m.raw > peak.motion.raw:
+                return None  # s was still rising: the peak is later
+            if m.s[region] <= self.config.confirm_fall * top:
                 self._reported = True
-                return self._spot(apex)
+                return self._spot(peak)
         return None
 
-    def _spot(self, apex: _Scored) -> Spot:
-        order = np.argsort(-apex.z)
-        regions = tuple(REGION_NAMES[r] for r in order if apex.z[r] > self.threshold)
-        return Spot(self._onset(apex.motion), apex.frame, self._offset(apex.frame, apex.motion.region),
-                    apex.score, self.threshold, regions)
+    @property
+    def candidate(self) -> tuple[int, int] | None:
+        """(onset, apex) of the likely next event, before it is confirmed; None when there is none."""
+        return None if self._candidate is None else self._candidate[1]
+
+    def _spot(self, peak: _Scored) -> Spot:
+        order = np.argsort(-peak.z)
+        regions = tuple(REGION_NAMES[r] for r in order if peak.z[r] > self.threshold)
+        # The candidate of this peak has its bounds already: the frames they rest on have not changed.
+        known = self._candidate is not None and self._candidate[0] == peak.frame
+        onset, apex = self._candidate[1] if known else self._bounds(peak.motion)
+        return Spot(onset, apex, self._offset(apex, peak.motion.region), peak.score, self.threshold, regions)
 
     def _propose_raw(self) -> None:
-        """s peaks at an apex k frames before c can tell: once s has fallen from a peak above
-        threshold (and no run is open), that frame is the candidate apex, so that the live app can
-        start the event's input early. The run's apex is chosen on s too, so the two agree."""
+        """s peaks k frames before c can tell: once s has fallen from a peak above threshold (and no
+        run is open), that frame is the candidate peak, so that the live app can start the event's
+        recognition early. The run's peak is chosen on s too, so the two agree."""
         if len(self._motion) < 3 or self._dropping or self._reported or self._run:
             return
         before, peak, now = self._motion[-3], self._motion[-2], self._motion[-1]
-        if before.raw <= peak.raw > max(now.raw, self.threshold) and (self.candidate is None or self.candidate[1] < peak.frame):
-            self.candidate = (self._onset(peak), peak.frame)
+        if before.raw <= peak.raw > max(now.raw, self.threshold) and (self._candidate is None or self._candidate[0] < peak.frame):
+            self._candidate = peak.frame, self._bounds(peak)
 
     def _propose(self) -> None:
-        """Once the open run's score has fallen from its apex so far, that apex is the likely one."""
-        apex = self._apex()
-        if apex is None or self._reported:
+        """Once the open run's score has fallen from its peak so far, that peak is the likely one."""
+        peak = self._peak()
+        if peak is None or self._reported:
             return
-        if self._run[-1].frame != apex.frame or self._below:  # fallen, within the run or below threshold
-            if self.candidate is None or self.candidate[1] != apex.frame:
-                self.candidate = (self._onset(apex.motion), apex.frame)
+        if self._run[-1].frame != peak.frame or self._below:  # fallen, within the run or below threshold
+            if self._candidate is None or self._candidate[0] != peak.frame:
+                self._candidate = peak.frame, self._bounds(peak.motion)
 
     def _returned(self, j: int, c: np.ndarray) -> np.ndarray:
         """Per region: are frames j-k and j+k (the newest) alike, as around a brief expression? A
@@ -327,11 +339,23 @@ class Spotter:
         across = region_motion(np.nan_to_num(residual_motion(before, after, REGION_POINTS)))
         return across < self.config.returned * c
 
-    def _motion_to(self, apex: int, region: int):
-        """frame index -> median motion of the region's landmarks between that frame and the apex."""
+    def _bounds(self, peak: _Motion) -> tuple[int, int]:
+        """(onset, apex) of the event whose run peaked at `peak`. The apex is the first frame after
+        the onset whose motion from it reaches apex_fraction of the peak's: the peak itself for a
+        brief expression, the start of the hold for a held one. A held expression's peak lies late
+        in its hold, so its onset is found again from the apex: the k frames before the peak may all
+        be inside its rise."""
+        region, distance = peak.region, self._distance(peak.region)
+        onset = self._onset(peak.frame, region)
+        bar = self.config.apex_fraction * distance(onset, peak.frame)
+        apex = next((j for j in range(onset + 1, peak.frame) if distance(onset, j) >= bar), peak.frame)
+        return (onset if apex == peak.frame else self._onset(apex, region)), apex
+
+    def _distance(self, region: int):
+        """(frame index a, frame index b) -> median motion of the region's landmarks from a to b."""
         frames = {f.index: f for f in self._frames}
         points = REGION_POINTS[REGION_OF_POINT == region]
-        return lambda j: float(np.nanmedian(residual_motion(frames[j], frames[apex], points)))
+        return lambda a, b: float(np.nanmedian(residual_motion(frames[a], frames[b], points)))
 
     def _last_neutral(self, motion, candidates: range, side: int) -> int:
         """The first of `candidates` (walking away from the apex) whose motion to the apex is at
@@ -339,15 +363,15 @@ class Spotter:
         bar = self.config.bound_fraction * motion(side)
         return next((j for j in candidates if motion(j) >= bar), side)
 
-    def _onset(self, apex: _Motion) -> int:
-        """In [apex-k, apex), on the region whose s is highest at the apex. It needs no frame after
-        the apex, so the same onset is known as soon as the apex is (the live app's early start
-        relies on it)."""
-        a = apex.frame
-        return self._last_neutral(self._motion_to(a, apex.region), range(a - 1, a - self.k, -1), a - self.k)
+    def _onset(self, apex: int, region: int) -> int:
+        """In [apex-k, apex), on the given region. It needs no frame after the apex, so the onset is
+        known as soon as the apex is (the live app's early start relies on it)."""
+        distance = self._distance(region)
+        return self._last_neutral(lambda j: distance(j, apex), range(apex - 1, apex - self.k, -1), apex - self.k)
 
     def _offset(self, apex: int, region: int) -> int:
         """After the apex, up to 2k later or the newest frame (an expression may fall more slowly
         than it rose)."""
         end = min(self._frames[-1].index, apex + 2 * self.k)
-        return self._last_neutral(self._motion_to(apex, region), range(apex + 1, end), end)
+        distance = self._distance(region)
+        return self._last_neutral(lambda j: distance(j, apex), range(apex + 1, end), end)

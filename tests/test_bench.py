@@ -200,7 +200,8 @@ def test_cli_cuda_without_gpu_is_one_line_and_exit_5():
 
 def test_spotting_run_without_the_data_animates_the_shipped_portrait(tmp_path):
     """`epir-bench --spotting --quick` on a machine without ../shared: the scenarios use the shipped
-    portrait, every expression of its clip is found, and the real clip is reported as not measured."""
+    portrait, every expression of its clips (brief and held) is found, and the real clip is reported
+    as not measured."""
     empty = tmp_path / "no-data"
     empty.mkdir()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.cli", "--spotting", "--quick", "--json"],
@@ -213,9 +214,13 @@ def test_spotting_run_without_the_data_animates_the_shipped_portrait(tmp_path):
     assert [c["clip"] for c in micro] == ["astronaut@30"] and micro[0]["hits"] == micro[0]["true"] == 4
     summary = record["summary"]
     assert summary["real_clip"]["status"] == "not_measured" and "raw_44f.avi" in summary["real_clip"]["reason"]
+    held = [c for c in record["clips"] if c["kind"] == "held"]
+    assert [c["clip"] for c in held] == ["astronaut-held@30"] and held[0]["hits"] == held[0]["true"] == 4
+    assert summary["held"]["apex_error_frames"]["30"]["median"] <= 2
     assert set(summary["targets"]) == {"f1_2_to_4px >= 0.90", "recall at 1 px >= 0.70", "false events per minute <= 1",
-                                       "apex within 2 frames at 30 fps", "real clip's event found",
-                                       "spotting < 3 ms per frame"}
+                                       "apex within 2 frames at 30 fps", "held: recall at 2-4 px >= 0.90",
+                                       "held: apex within 2 frames of the hold's start at 30 fps",
+                                       "real clip's event found", "spotting < 3 ms per frame"}
 
 
 def test_the_fidelity_report_follows_real_frames_to_their_composite_labels(shared_data):

@@ -366,8 +366,8 @@ def test_a_videos_folder_that_is_missing_or_has_no_video_exits_3(tmp_path):
 
 
 def test_an_early_input_gives_the_label_of_the_confirmed_event(clips, checkpoint):
-    """The event's input started on the spotter's candidate apex gives exactly the event, label and
-    probabilities of the input made once the event is confirmed."""
+    """The event's recognition started on the spotter's candidate apex gives exactly the event, label
+    and probabilities of the one made once the event is confirmed."""
     from realtime import analyze_video
     from realtime.pipeline import LiveConfig
 

@@ -115,9 +115,10 @@ def test_spotter_finds_a_brief_local_motion_where_it_was_and_ignores_a_lasting_o
 
 
 def test_a_brief_expression_is_confirmed_k_frames_after_its_apex_and_a_mouth_opening_once_its_run_ends():
-    """The label's wait: a mouth corner's event comes as soon as its apex is scored (k frames on),
-    its candidate apex (for the early input) before that; the jaw dropping, which speech does too,
-    waits until the run has ended, bridge included."""
+    """The label's wait: a mouth corner held moved for frames 70-73 gives its event as soon as the
+    return is scored (k frames after the hold's last frame), with the hold's first frame as apex, and
+    its candidate (for the early input) before that; the jaw dropping, which speech does too, waits
+    until the run has ended, bridge included."""
     rng = np.random.default_rng(1)
     base = textured(rng)
     for patch, amount in ((MOUTH_CORNER, 2.0), (CHIN, -2.0)):
@@ -127,7 +128,8 @@ def test_a_brief_expression_is_confirmed_k_frames_after_its_apex_and_a_mouth_ope
         [(came, spot)] = feed(spotter, frames, candidates)
         assert 69 <= spot.apex <= 74
         if patch is MOUTH_CORNER:
-            assert came == spot.apex + spotter.k
+            assert spot.apex == 70 and came <= 73 + spotter.k
+            assert candidates[came - 1] == (spot.onset, spot.apex)
             assert next(i for i, c in enumerate(candidates) if c is not None) < came
         else:
             assert spot.regions[0] in ("chin", "upper lip")
@@ -175,12 +177,9 @@ def test_recognition_queue_is_bounded_and_counts_dropped_events():
     release = threading.Event()
     tracked = TrackedFace(Face(FaceBox(0, 0, 8, 8)), np.eye(2, 3), track=1)
 
-    class SlowRecognizer:  # the recognizer's interface, stuck in prepare until released
-        def prepare(self, onset, apex, face):
+    class SlowRecognizer:  # the recognizer's interface, stuck until released
+        def __call__(self, onset, apex, face):
             release.wait()
-            return face
-
-        def classify(self, face):
             return Recognition("positive", {"positive": 1.0}, 1.0, face.box, {})
 
     class EverySpot:  # the spotter's interface: a spot (onset = apex = offset) on every frame
