@@ -311,7 +311,8 @@ class Spotter:
         # The candidate of this peak has its bounds already: the frames they rest on have not changed.
         known = self._candidate is not None and self._candidate[0] == peak.frame
         onset, apex = self._candidate[1] if known else self._bounds(peak.motion)
-        return Spot(onset, apex, self._offset(apex, peak.motion.region), peak.score, self.threshold, regions)
+        offset = self._offset(apex, self._distance(peak.motion.region))
+        return Spot(onset, apex, offset, peak.score, self.threshold, regions)
 
     def _propose_raw(self) -> None:
         """s peaks k frames before c can tell: once s has fallen from a peak above threshold (and no
@@ -345,11 +346,11 @@ class Spotter:
         brief expression, the start of the hold for a held one. A held expression's peak lies late
         in its hold, so its onset is found again from the apex: the k frames before the peak may all
         be inside its rise."""
-        region, distance = peak.region, self._distance(peak.region)
-        onset = self._onset(peak.frame, region)
+        distance = self._distance(peak.region)
+        onset = self._onset(peak.frame, distance)
         bar = self.config.apex_fraction * distance(onset, peak.frame)
         apex = next((j for j in range(onset + 1, peak.frame) if distance(onset, j) >= bar), peak.frame)
-        return (onset if apex == peak.frame else self._onset(apex, region)), apex
+        return (onset if apex == peak.frame else self._onset(apex, distance)), apex
 
     def _distance(self, region: int):
         """(frame index a, frame index b) -> median motion of the region's landmarks from a to b."""
@@ -363,15 +364,13 @@ class Spotter:
         bar = self.config.bound_fraction * motion(side)
         return next((j for j in candidates if motion(j) >= bar), side)
 
-    def _onset(self, apex: int, region: int) -> int:
-        """In [apex-k, apex), on the given region. It needs no frame after the apex, so the onset is
-        known as soon as the apex is (the live app's early start relies on it)."""
-        distance = self._distance(region)
+    def _onset(self, apex: int, distance) -> int:
+        """In [apex-k, apex), by `distance` (_distance of a region). It needs no frame after the apex,
+        so the onset is known as soon as the apex is (the live app's early start relies on it)."""
         return self._last_neutral(lambda j: distance(j, apex), range(apex - 1, apex - self.k, -1), apex - self.k)
 
-    def _offset(self, apex: int, region: int) -> int:
+    def _offset(self, apex: int, distance) -> int:
         """After the apex, up to 2k later or the newest frame (an expression may fall more slowly
-        than it rose)."""
+        than it rose), by `distance` (_distance of a region)."""
         end = min(self._frames[-1].index, apex + 2 * self.k)
-        distance = self._distance(region)
         return self._last_neutral(lambda j: distance(j, apex), range(apex + 1, end), end)
