@@ -2,7 +2,8 @@
 
 Each clip is one face pasted on a 640x480 backdrop at face_px, with slow head sway (shift, roll,
 scale), light drift and sensor noise on every frame. Expressions are smooth local displacements
-placed on the face's own landmarks, peaking at a set amplitude in face pixels:
+placed on the face's own landmarks, peaking at a set amplitude in pixels of a 260 px face (a larger
+face, as from a camera of higher resolution, moves as many more pixels; `enlarged`):
 
 - brow raise (both brows up), frown (brows together and down), smile (mouth corners out and up),
   lip press (lower lip up): micro-expressions, rise 0.07-0.15 s, fall 0.1-0.25 s; a held one stays
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -36,6 +37,7 @@ EXPRESSIONS = {
 }
 EXPRESSIONS["held smile"] = EXPRESSIONS["smile"]  # the same motion, held for seconds: not a micro-expression
 MICRO = ("brow raise", "frown", "smile", "lip press")
+REFERENCE_FACE_PX = 260  # amplitudes are pixels on a face this wide
 SIGMA = {"blink": 0.035}  # bump spread, fraction of the face; 0.07 otherwise
 
 
@@ -48,7 +50,7 @@ class Motion:
     rise_s: float  # onset -> apex
     hold_s: float  # at the apex
     fall_s: float  # apex -> offset
-    amplitude_px: float
+    amplitude_px: float  # pixels on a face of REFERENCE_FACE_PX; more on a larger face
     cycles_hz: float = 0.0  # talking: the strength oscillates at this rate while held
 
     def strength(self, t: float) -> float:
@@ -82,7 +84,8 @@ class Scenario:
     fps: float
     seconds: float
     motions: tuple[Motion, ...]
-    face_px: int = 260
+    face_px: int = REFERENCE_FACE_PX
+    frame_px: tuple[int, int] = (640, 480)
     sway_px: float = 6.0  # head sway amplitude (shift), frame pixels
     sway_deg: float = 1.5  # head roll amplitude
     turns: tuple[float, ...] = ()  # times (s) of quick head turns (0.4 s, 12 px and 6 degrees)
@@ -99,6 +102,14 @@ class Scenario:
     @property
     def frames(self) -> int:
         return round(self.seconds * self.fps)
+
+
+def enlarged(scenario: Scenario, factor: float) -> Scenario:
+    """The same clip as a camera with `factor` times the resolution gives it: face, frame, sway and
+    expressions all `factor` times as many pixels."""
+    width, height = scenario.frame_px
+    return replace(scenario, name=f"{scenario.name}-x{factor:g}", face_px=round(scenario.face_px * factor),
+                   frame_px=(round(width * factor), round(height * factor)), sway_px=scenario.sway_px * factor)
 
 
 PAD = 0.2  # the databases' crops end at the chin: the face is pasted with a smeared border this wide
@@ -129,17 +140,18 @@ def _fields(scenario: Scenario) -> dict[str, np.ndarray]:
     return out
 
 
-def render(scenario: Scenario, width: int = 640, height: int = 480) -> Iterator[np.ndarray]:
+def render(scenario: Scenario) -> Iterator[np.ndarray]:
     """The scenario's frames, BGR uint8 H x W x 3, one at a time."""
     rng = np.random.default_rng(scenario.seed)
-    px = scenario.face_px
+    px, (width, height) = scenario.face_px, scenario.frame_px
+    pixels = px / REFERENCE_FACE_PX  # expression amplitudes are given on a face of REFERENCE_FACE_PX
     face = _padded(scenario.face, px)
     fields = _fields(scenario)
     background = backdrop(width, height, rng)
     phase = rng.uniform(0, 2 * math.pi, 3)
     for i in range(scenario.frames):
         t = i / scenario.fps
-        displacement = sum((m.strength(t) * m.amplitude_px * fields[m.kind] for m in scenario.motions),
+        displacement = sum((m.strength(t) * m.amplitude_px * pixels * fields[m.kind] for m in scenario.motions),
                            np.zeros(face.shape[:2] + (2,), np.float32))
         moved = warp_image(face, displacement) if np.abs(displacement).max() > 1e-3 else face
         turn = sum(_pulse(t - s, 0.4) for s in scenario.turns)

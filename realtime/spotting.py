@@ -48,7 +48,10 @@ from epir_core.preprocess.align import bounding_box, compose
 from epir_core.preprocess.regions import REGION_NAMES, REGION_OF_POINT, REGION_POINTS
 from realtime.tracking import TrackedFace, apply
 
-LK_WINDOW = (15, 15)  # px at the frame's resolution; the face's texture is finer than this
+LK_WINDOW = (15, 15)  # px at the measuring resolution; the face's texture is finer than this
+MEASURE_FACE_PX = 360  # a wider face is measured shrunk to this width, so the window covers as much of it
+# as of a face at 640x480 (240-352 px in epir-bench --spotting); unshrunk, a face at twice the
+# pixels lost its faintest frowns
 LK_LEVELS = 1  # pyramid levels above the frame: the head's motion is already warped away
 LK_MIN_EIGEN = 5e-4  # a window without texture in some direction (a smooth cheek, the face's edge) is not followed
 MAX_MOTION = 0.05  # face widths: no micro-expression moves a point this far (13 px on a 260 px face)
@@ -113,20 +116,24 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
     """
     chosen = np.concatenate([ANCHORS, points])
     start = a.tracked.face.landmarks[chosen].astype(np.float32)  # N x 2
-    x0, y0, x1, y1 = bounding_box(start, a.gray.shape, margin=2**LK_LEVELS * LK_WINDOW[0])
+    scale = min(1.0, MEASURE_FACE_PX / max(a.tracked.face.box.width, 1))  # frame pixel -> measuring pixel
+    x0, y0, x1, y1 = bounding_box(start, a.gray.shape, margin=round(2**LK_LEVELS * LK_WINDOW[0] / scale))
     origin = np.array([x0, y0], np.float32)
     tracked_head = compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head))
     to_b = compose(tracked_head, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))  # patch pixel -> frame b pixel
     patch_a = a.gray[y0:y1, x0:x1]
     patch_b = cv2.warpAffine(b.gray, to_b, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REPLICATE)
+    if scale < 1.0:
+        size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
+        patch_a, patch_b = (cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in (patch_a, patch_b))
     patch_b = cv2.convertScaleAbs(patch_b, alpha=float(patch_a.mean()) / max(float(patch_b.mean()), 1.0))
-    found, status, _ = cv2.calcOpticalFlowPyrLK(patch_a, patch_b, (start - origin).reshape(-1, 1, 2), None,
+    found, status, _ = cv2.calcOpticalFlowPyrLK(patch_a, patch_b, ((start - origin) * scale).reshape(-1, 1, 2), None,
                                                 winSize=LK_WINDOW, maxLevel=LK_LEVELS, minEigThreshold=LK_MIN_EIGEN)
-    found, ok = found.reshape(-1, 2) + origin, status.ravel() == 1
+    found, ok = found.reshape(-1, 2) / scale + origin, status.ravel() == 1
     anchors = len(ANCHORS)
     head, _ = cv2.estimateAffinePartial2D(start[:anchors][ok[:anchors]], found[:anchors][ok[:anchors]],
-                                          method=cv2.RANSAC, ransacReprojThreshold=0.5)
+                                          method=cv2.RANSAC, ransacReprojThreshold=0.5 / scale)
     if head is None:  # too few anchors followed: the tracked motion alone
         head = np.eye(2, 3)
     distance = np.linalg.norm(found[anchors:] - apply(head, start[anchors:]), axis=1) / max(a.tracked.face.box.width, 1)
