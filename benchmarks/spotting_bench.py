@@ -139,7 +139,8 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
                 clips.append(("held", micro_clip(f"{name}-held@{fps:g}", face, lms, fps, AMPLITUDES, seed=n, held=True)))
         for n, (name, face, lms) in enumerate(faces[: cfg.large_faces]):
             for held in (False, True):
-                clip = micro_clip(f"{name}{'-held' if held else ''}@30", face, lms, 30.0, AMPLITUDES, seed=n, held=held)
+                clip = micro_clip(f"{name}{'-held' if held else ''}@30", face, lms, 30.0, AMPLITUDES,
+                                  seed=n, held=held)
                 clips.append(("large", enlarged(clip, LARGE)))
         for n, (name, face, lms) in enumerate(faces[: cfg.distractor_faces]):
             clips.append(("distractors", distractor_clip(f"{name}-distractors", face, lms, 30.0, seed=100 + n)))

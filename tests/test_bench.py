@@ -228,8 +228,9 @@ def test_the_fidelity_report_follows_real_frames_to_their_composite_labels(share
     the composite's flows of the same samples (bar below this build's 0.82-0.90), with the shipped
     model's composite labels; epir-live on the raw clip, as recorded and as other cameras would give
     it (grey, 2x, 0.6x, darker, JPEG, 100 to 29 fps, head moving), finds the event (at 29 fps, where
-    it may fall under the bar, when it finds one) and gives it the composite's label, from inputs that stay close to the composite's flow (bar below this build's
-    0.72-0.86). Its mirror image too: the shipped model predicts from an input and its mirror."""
+    it may fall under the bar, when it finds one) and gives it the composite's label, from inputs
+    that stay close to the composite's flow (bar below this build's 0.72-0.86). Its mirror image
+    too: the shipped model predicts from an input and its mirror."""
     from benchmarks.fidelity import CAMERAS, HEAD_MOVING, report
 
     result = report(shared_data, DEFAULT_MODEL_PATH)
