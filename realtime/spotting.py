@@ -38,6 +38,7 @@ All durations are in seconds and converted with the stream's real frame rate.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -122,15 +123,27 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
     tracked_head = compose(b.tracked.head, cv2.invertAffineTransform(a.tracked.head))
     to_b = compose(tracked_head, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))  # patch pixel -> frame b pixel
     patch_a = a.gray[y0:y1, x0:x1]
-    patch_b = cv2.warpAffine(b.gray, to_b, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    size = (x1 - x0, y1 - y0)
+    patch_b = cv2.warpAffine(b.gray, to_b, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REPLICATE)
+    # Where the face has left frame b (a person close to the camera, or moving out of it), patch b
+    # holds b's replicated border, which neither moves nor has the face's brightness: the brightness
+    # is matched on the part of the patch that shows frame b, and a point is followed only where its
+    # window (as wide as on the pyramid's top level) lies in that part.
+    bx0, by0, bx1, by1 = _box_in_frame(to_b, b.gray.shape, size)
+    half = LK_WINDOW[0] * 2**LK_LEVELS / 2 / scale
+    local = start - origin
+    measurable = np.all((local - half >= (bx0, by0)) & (local + half <= (bx1 - 1, by1 - 1)), axis=1)
     if scale < 1.0:
-        size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
+        size = (round(size[0] * scale), round(size[1] * scale))
         patch_a, patch_b = (cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in (patch_a, patch_b))
-    patch_b = cv2.convertScaleAbs(patch_b, alpha=float(patch_a.mean()) / max(float(patch_b.mean()), 1.0))
+        bx0, by0, bx1, by1 = math.ceil(bx0 * scale), math.ceil(by0 * scale), int(bx1 * scale), int(by1 * scale)
+    seen_a, seen_b = patch_a[by0:by1, bx0:bx1], patch_b[by0:by1, bx0:bx1]
+    gain = float(seen_a.mean()) / max(float(seen_b.mean()), 1.0) if seen_a.size else 1.0
+    patch_b = cv2.convertScaleAbs(patch_b, alpha=gain)
     found, status, _ = cv2.calcOpticalFlowPyrLK(patch_a, patch_b, ((start - origin) * scale).reshape(-1, 1, 2), None,
                                                 winSize=LK_WINDOW, maxLevel=LK_LEVELS, minEigThreshold=LK_MIN_EIGEN)
-    found, ok = found.reshape(-1, 2) / scale + origin, status.ravel() == 1
+    found, ok = found.reshape(-1, 2) / scale + origin, (status.ravel() == 1) & measurable
     anchors = len(ANCHORS)
     head, _ = cv2.estimateAffinePartial2D(start[:anchors][ok[:anchors]], found[:anchors][ok[:anchors]],
                                           method=cv2.RANSAC, ransacReprojThreshold=0.5 / scale)
@@ -139,6 +152,17 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
     distance = np.linalg.norm(found[anchors:] - apply(head, start[anchors:]), axis=1) / max(a.tracked.face.box.width, 1)
     distance[~ok[anchors:] | (distance > MAX_MOTION)] = np.nan  # lost, or LK settled on something else
     return distance
+
+
+def _box_in_frame(matrix: np.ndarray, shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 (x1, y1 exclusive) of the pixels of a patch of `size` that `matrix` (2 x 3, patch
+    pixel -> frame pixel) maps inside a frame of `shape`: the axis-aligned box inside the frame's
+    preimage, which holds while the map turns by less than 45 degrees (the head between two frames)."""
+    h, w = shape[:2]
+    q = apply(cv2.invertAffineTransform(matrix), np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], float))
+    x0, x1 = max(0, math.ceil(max(q[0, 0], q[2, 0]))), min(size[0], math.floor(min(q[1, 0], q[3, 0])) + 1)
+    y0, y1 = max(0, math.ceil(max(q[0, 1], q[1, 1]))), min(size[1], math.floor(min(q[2, 1], q[3, 1])) + 1)
+    return x0, y0, max(x0, x1), max(y0, y1)
 
 
 # REGION_POINTS laid out as a regions x longest-region table (-1 = no point), for region_motion.
@@ -328,7 +352,8 @@ class Spotter:
         if len(self._motion) < 3 or self._dropping or self._reported or self._run:
             return
         before, peak, now = self._motion[-3], self._motion[-2], self._motion[-1]
-        if before.raw <= peak.raw > max(now.raw, self.threshold) and (self._candidate is None or self._candidate[0] < peak.frame):
+        if before.raw <= peak.raw > max(now.raw, self.threshold) and (
+                self._candidate is None or self._candidate[0] < peak.frame):
             self._candidate = peak.frame, self._bounds(peak)
 
     def _propose(self) -> None:

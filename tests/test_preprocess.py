@@ -174,3 +174,20 @@ def test_a_head_that_moves_between_onset_and_apex_is_cut_away(pair_and_box):
     u, v, strain = similarity(InputRecipe.composite())
     assert min(u, v) > 0.95 and strain > 0.9
     assert max(similarity(replace(InputRecipe.composite(), register="none"))[:2]) < 0.5
+
+
+def test_a_face_moving_out_of_the_frame_gives_the_input_of_a_still_face(pair_and_box, locator):
+    """The frame ends just below the onset's crop and the head moves 12 px down by the apex, so the
+    apex's crop reaches 12 px past the frame's edge: what lies past it is no motion, and the input
+    stays the still head's (while the frame's replicated border was read as motion, u fell to 0.52 and
+    strain to 0.20)."""
+    onset, apex, face = pair_and_box
+    recipe = InputRecipe.composite()
+    still = make_model_input(onset, apex, recipe, face)
+    to_frame = cv2.invertAffineTransform(crop_matrix(face, recipe))
+    bottom = int(np.ceil(max(to_frame[1] @ [x, recipe.crop_height, 1] for x in (0, recipe.crop_width)))) + 1
+    h, w = apex.shape[:2]
+    moved = cv2.warpAffine(apex, np.float32([[1, 0, 0], [0, 1, 12]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    x = make_model_input(onset[:bottom], moved[:bottom], recipe, locator.locate(onset[:bottom]))
+    u, v, strain = (np.corrcoef(x[c].ravel(), still[c].ravel())[0, 1] for c in range(3))
+    assert min(u, v) > 0.95 and strain > 0.9

@@ -89,13 +89,16 @@ def test_the_real_casme2_clip_gives_its_event(shared_data, locator):
     assert result["status"] == "found", result
 
 
-@pytest.mark.parametrize("step", [(0, 0), (1, 1)], ids=["still head", "head moving"])
+@pytest.mark.parametrize("step", [(0, 0), (1, 1), (0, 3)],
+                         ids=["still head", "head moving", "head moving out of the frame"])
 def test_epir_live_labels_the_real_clip_as_the_composite_does(shared_data, tmp_path, step):
     """The raw CASME II clip of a sample the shipped model was trained on, with a still lead-in of
     fresh sensor noise, read as frames at the camera's 200 fps: one event, labelled positive. Also
     with the head moving a whole pixel right and down per frame while the expression plays (200 px/s,
-    no resampling): without registering the apex on the head, that event was labelled negative. The
-    frames are named as CASME II names them (img46.png, unpadded: img99 comes before img100)."""
+    no resampling): without registering the apex on the head, that event was labelled negative. And
+    with the head moving 3 px down per frame, so that the chin leaves the frame before the apex: while
+    the spotter measured the frame's replicated border as face, its event came late and negative.
+    The frames are named as CASME II names them (img46.png, unpadded: img99 comes before img100)."""
     from typer.testing import CliRunner
 
     from realtime.cli import app

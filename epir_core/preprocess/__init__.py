@@ -9,6 +9,6 @@ from epir_core.preprocess.strain import optical_strain
 
 __all__ = [
     "DISParams", "Face", "FaceBox", "FaceLocator", "FarnebackParams", "InputRecipe", "TVL1Params", "compute_flow",
-    "crop_face", "crop_matrix", "crop_pair", "cuda_available", "flow_backend", "flow_to_input", "make_model_input", "max_flow_apex",
-    "optical_strain", "to_grey",
+    "crop_face", "crop_matrix", "crop_pair", "cuda_available", "flow_backend", "flow_to_input", "make_model_input",
+    "max_flow_apex", "optical_strain", "to_grey",
 ]

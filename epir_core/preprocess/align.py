@@ -59,6 +59,13 @@ def aligned_crop(frame: np.ndarray, matrix: np.ndarray, height: int, width: int)
     return cv2.warpAffine(frame, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def inside_frame(shape: tuple[int, ...], matrix: np.ndarray, height: int, width: int) -> np.ndarray:
+    """height x width bool: the pixels of aligned_crop(frame of `shape`, matrix, ...) made from the
+    frame alone, not from its replicated border."""
+    full = np.full(shape[:2], 255, np.uint8)
+    return cv2.warpAffine(full, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=0) == 255
+
+
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """2 x 3 affine maps: outer after inner."""
     return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from epir_core.errors import FlowError
-from epir_core.preprocess.align import aligned_crop, alignment_matrix, compose, head_motion
+from epir_core.preprocess.align import aligned_crop, alignment_matrix, compose, head_motion, inside_frame
 from epir_core.preprocess.face import Face, crop_face
 from epir_core.preprocess.flow import compute_flow
 from epir_core.preprocess.recipe import InputRecipe
@@ -46,7 +46,13 @@ def crop_pair(onset_bgr: np.ndarray, apex_bgr: np.ndarray, recipe: InputRecipe,
         onset, apex = to_grey(onset_bgr), to_grey(apex_bgr)
         motion = head_motion(onset, apex, face.landmarks) if recipe.register == "head" else None
         apex_matrix = matrix if motion is None else compose(matrix, cv2.invertAffineTransform(motion))
-        return aligned_crop(onset, matrix, *size), aligned_crop(apex, apex_matrix, *size)
+        onset_crop, apex_crop = aligned_crop(onset, matrix, *size), aligned_crop(apex, apex_matrix, *size)
+        # Where a crop reaches past its frame (a face at the frame's edge, or moving out of it), it
+        # holds the frame's replicated border, which would read as motion: such pixels take the other
+        # crop's, so the flow there is none.
+        onset_crop = np.where(inside_frame(onset.shape, matrix, *size), onset_crop, apex_crop)
+        apex_crop = np.where(inside_frame(apex.shape, apex_matrix, *size), apex_crop, onset_crop)
+        return onset_crop, apex_crop
     return tuple(crop_face(to_grey(frame), face.box, *size, margin=recipe.face_margin)
                  for frame in (onset_bgr, apex_bgr))
 

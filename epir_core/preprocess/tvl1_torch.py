@@ -103,7 +103,8 @@ def _one_scale(i0: torch.Tensor, i1: torch.Tensor, u: torch.Tensor, p: TVL1Param
                 new_u = v + theta * _divergence(dual)
                 error = ((new_u - u) ** 2).sum((1, 2, 3))
                 gradient = _forward_gradient(new_u)
-                new_dual = (dual + taut * gradient) / (1 + taut * torch.hypot(gradient[:, :, 0], gradient[:, :, 1]))[:, :, None]
+                norm = torch.hypot(gradient[:, :, 0], gradient[:, :, 1])
+                new_dual = (dual + taut * gradient) / (1 + taut * norm)[:, :, None]
                 u, dual = _keep(keep, new_u, u), _keep(keep, new_dual, dual)
                 active &= error > scaled_epsilon
     return u
