@@ -128,12 +128,9 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
                              borderMode=cv2.BORDER_REPLICATE)
     # Where the face has left frame b (a person close to the camera, or moving out of it), patch b
     # holds b's replicated border, which neither moves nor has the face's brightness: the brightness
-    # is matched on the part of the patch that shows frame b, and a point is followed only where its
-    # window (as wide as on the pyramid's top level) lies in that part.
+    # is matched on the part of the patch that shows frame b, and the rest takes patch a's pixels,
+    # so that it holds no motion (as crop_pair does with the crops).
     bx0, by0, bx1, by1 = _box_in_frame(to_b, b.gray.shape, size)
-    half = LK_WINDOW[0] * 2**LK_LEVELS / 2 / scale
-    local = start - origin
-    measurable = np.all((local - half >= (bx0, by0)) & (local + half <= (bx1 - 1, by1 - 1)), axis=1)
     if scale < 1.0:
         size = (round(size[0] * scale), round(size[1] * scale))
         patch_a, patch_b = (cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in (patch_a, patch_b))
@@ -141,9 +138,12 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
     seen_a, seen_b = patch_a[by0:by1, bx0:bx1], patch_b[by0:by1, bx0:bx1]
     gain = float(seen_a.mean()) / max(float(seen_b.mean()), 1.0) if seen_a.size else 1.0
     patch_b = cv2.convertScaleAbs(patch_b, alpha=gain)
+    if (bx0, by0, bx1, by1) != (0, 0, *size):
+        shown, patch_b = patch_b[by0:by1, bx0:bx1], patch_a.copy()
+        patch_b[by0:by1, bx0:bx1] = shown
     found, status, _ = cv2.calcOpticalFlowPyrLK(patch_a, patch_b, ((start - origin) * scale).reshape(-1, 1, 2), None,
                                                 winSize=LK_WINDOW, maxLevel=LK_LEVELS, minEigThreshold=LK_MIN_EIGEN)
-    found, ok = found.reshape(-1, 2) / scale + origin, (status.ravel() == 1) & measurable
+    found, ok = found.reshape(-1, 2) / scale + origin, status.ravel() == 1
     anchors = len(ANCHORS)
     head, _ = cv2.estimateAffinePartial2D(start[:anchors][ok[:anchors]], found[:anchors][ok[:anchors]],
                                           method=cv2.RANSAC, ransacReprojThreshold=0.5 / scale)
