@@ -157,7 +157,9 @@ def residual_motion(a: _Frame, b: _Frame, points: np.ndarray) -> np.ndarray:
 def _box_in_frame(matrix: np.ndarray, shape: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int, int, int]:
     """x0, y0, x1, y1 (x1, y1 exclusive) of the pixels of a patch of `size` that `matrix` (2 x 3, patch
     pixel -> frame pixel) maps inside a frame of `shape`: the axis-aligned box inside the frame's
-    preimage, which holds while the map turns by less than 45 degrees (the head between two frames)."""
+    preimage, which holds while the map turns by less than 45 degrees (the head between two frames).
+    crop_pair asks the same of a crop by warping a mask (align.inside_frame), which is exact at any
+    roll; here it runs on every frame, where warping a mask cost 0.2 ms."""
     h, w = shape[:2]
     q = apply(cv2.invertAffineTransform(matrix), np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], float))
     x0, x1 = max(0, math.ceil(max(q[0, 0], q[2, 0]))), min(size[0], math.floor(min(q[1, 0], q[3, 0])) + 1)
