@@ -6,8 +6,8 @@ its IoU with a true one is at least 0.5 (inclusive frame counts), each true inte
 Reported: recall per amplitude, precision, F1, false events per minute on distractor-only clips,
 apex error in frames, and the spotting cost per frame; for micro-expressions that hold their apex
 for a while (the same people and rates), recall and apex error, counted from the hold's first frame. The real CASME II clip in
-../shared/data/real_frames, padded with still frames that get fresh sensor noise and played at the
-camera's 200 fps, must give its event.
+../shared/data/real_frames, after a still lead-in whose frames get fresh sensor noise and played at
+the camera's 200 fps, must give its event.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def spot_frames(frames: Iterable[np.ndarray], fps: float, locator) -> tuple[list
         spot_ms.append((time.perf_counter() - t1) * 1e3)
         if spot is not None:
             spots.append(spot)
-    return spots, track_ms, spot_ms
+    return spots + spotter.finish(), track_ms, spot_ms
 
 
 def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -171,15 +171,13 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
 
 
 def padded(frames: list[np.ndarray], fps: float) -> tuple[list[np.ndarray], int]:
-    """A short clip with LEAD_S of still lead-in and 0.5 s of still tail, each still frame with fresh
-    sensor noise, as a camera would give them: (frames, index of the clip's first frame)."""
+    """A short clip after LEAD_S of still lead-in, its first frame with fresh sensor noise each time, as
+    a camera would give it: (frames, index of the clip's first frame). Nothing follows the clip: the
+    databases' clips end at the offset, and the spotter's finish() handles an event the end cuts off."""
     rng = np.random.default_rng(0)
-
-    def still(frame: np.ndarray, seconds: float) -> list[np.ndarray]:
-        return [np.clip(frame + rng.normal(0, 1.5, frame.shape), 0, 255).astype(np.uint8)
-                for _ in range(round(seconds * fps))]
-
-    return still(frames[0], LEAD_S) + list(frames) + still(frames[-1], 0.5), round(LEAD_S * fps)
+    lead = [np.clip(frames[0] + rng.normal(0, 1.5, frames[0].shape), 0, 255).astype(np.uint8)
+            for _ in range(round(LEAD_S * fps))]
+    return lead + list(frames), len(lead)
 
 
 def padded_real_clip(data_root: Path, fps: float = 200.0) -> tuple[list[np.ndarray], int, int]:

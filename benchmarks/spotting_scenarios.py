@@ -52,17 +52,21 @@ class Motion:
     fall_s: float  # apex -> offset
     amplitude_px: float  # pixels on a face of REFERENCE_FACE_PX; more on a larger face
     cycles_hz: float = 0.0  # talking: the strength oscillates at this rate while held
+    rest: float = 0.0  # the strength it falls to and keeps: real faces often come back only part of the way
 
     def strength(self, t: float) -> float:
         u = t - self.start_s
-        if u <= 0 or u >= self.rise_s + self.hold_s + self.fall_s:
+        if u <= 0:
             return 0.0
         if u < self.rise_s:
             s = math.sin(0.5 * math.pi * u / self.rise_s) ** 2
         elif u < self.rise_s + self.hold_s:
             s = 1.0
+        elif u < self.rise_s + self.hold_s + self.fall_s:
+            falling = math.cos(0.5 * math.pi * (u - self.rise_s - self.hold_s) / self.fall_s) ** 2
+            s = self.rest + (1 - self.rest) * falling
         else:
-            s = math.cos(0.5 * math.pi * (u - self.rise_s - self.hold_s) / self.fall_s) ** 2
+            s = self.rest
         if self.cycles_hz:
             s *= 0.5 * (1 - math.cos(2 * math.pi * self.cycles_hz * u))
         return s

@@ -134,15 +134,8 @@ class LivePipeline:
             spot = self.spotter.update(frame.index, grey, tracked)
         self._frames.append((frame, tracked))
         self._start_early_input()
-        if spot is not None and len(self._pending) >= self.config.max_pending:
-            self.dropped_events += 1
-        elif spot is not None:
-            frames = {f.index: (f, t) for f, t in self._frames}
-            pair = tuple(frames[i][0] for i in (spot.onset, spot.apex, spot.offset))
-            onset_face = frames[spot.onset][1]
-            early = self._early[1] if self._early and self._early[0] == (spot.onset, spot.apex) else None
-            self._early = None
-            self._pending.append(self._worker.submit(self._recognise, spot, pair, onset_face, time.perf_counter(), early))
+        if spot is not None:
+            self._submit(spot)
         t3 = time.perf_counter()
         events = self._collect(wait=self.config.wait_for_labels)
         ms = {"grey": t1 - t0, "track": t2 - t1, "spot": t3 - t2, "total": time.perf_counter() - t0}
@@ -152,12 +145,28 @@ class LivePipeline:
         return FrameResult(frame, box, self.spotter.score, self.spotter.threshold, self.spotter.region_motion, events, ms)
 
     def finish(self) -> list[Event]:
-        """Wait for the events still being recognised, stop the worker, release the tracker's locator."""
+        """The events the source's end cut off (Spotter.finish) and those still being recognised (waits
+        for them); then stop the worker and release the tracker's locator."""
         try:
+            for spot in self.spotter.finish():
+                self._submit(spot)
             return self._collect(wait=True)
         finally:
             self._worker.shutdown()
             self.tracker.locator.close()
+
+    def _submit(self, spot: Spot) -> None:
+        """Recognise a spotted event on the worker (reusing its early job when it was the candidate), or
+        count it dropped when the queue is full."""
+        if len(self._pending) >= self.config.max_pending:
+            self.dropped_events += 1
+            return
+        frames = {f.index: (f, t) for f, t in self._frames}
+        pair = tuple(frames[i][0] for i in (spot.onset, spot.apex, spot.offset))
+        onset_face = frames[spot.onset][1]
+        early = self._early[1] if self._early and self._early[0] == (spot.onset, spot.apex) else None
+        self._early = None
+        self._pending.append(self._worker.submit(self._recognise, spot, pair, onset_face, time.perf_counter(), early))
 
     def _collect(self, wait: bool) -> list[Event]:
         """Finished recognitions, in spotting order; an event that could not be recognised (say, a

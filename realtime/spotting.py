@@ -18,11 +18,12 @@ floor, so a still, sharp face reveals motions far below a pixel and a noisy one 
 
 A run is a stretch of frames where some region's z is above threshold (gaps up to bridge_s
 bridged). A run no longer than a micro-expression is one event, peaking at the run's highest frame
-whose region is back where it was k frames before (frames j-k and j+k alike) and that is not a
-blink. Onset, apex and offset are then found on the region that moved most: the onset is the last
+that is not a blink and whose region, by frame j+k, is back at least a third of the way from
+frame j to frame j-k (a drift or a slow release goes on; real faces often stop part of the way
+back). Onset, apex and offset are then found on the region that moved most: the onset is the last
 still frame in the k before the peak, and the apex the first frame whose motion from the onset
 reaches the peak's. For a brief expression that is the peak; one that holds its apex passes the
-return test only late in its hold (when j+k is past its end), and its apex is the hold's start.
+return test only late in its hold (when j+k is in its fall), and its apex is the hold's start.
 A longer run (talking, whose syllables are each brief) is dropped as soon as it is too long, and
 every score enters the noise history, so nothing can hold a run open.
 
@@ -33,6 +34,9 @@ lip, chin): speech moves those first, and only the run's length tells a syllable
 The peak is the run's frame of highest s, so s, known k frames before c, proposes it as a candidate
 one frame after it: the live app starts the event's recognition while the spotter still waits.
 
+A file ends where it ends, often within k frames of an apex (the databases' clips end at the
+offset): finish() takes the face to stay as last seen, so that such an event is still reported.
+
 All durations are in seconds and converted with the stream's real frame rate.
 """
 
@@ -40,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -77,7 +81,7 @@ class SpotterConfig:
     z: float = 10.0  # threshold, in robust sigmas of a region's own noise
     max_event_s: float = 0.5  # longer runs are not micro-expressions
     bridge_s: float = 0.2  # a run ends after this long below threshold: talking dips between syllables
-    returned: float = 0.75  # frames j-k and j+k must differ by less than this fraction of c_j
+    returned: float = 1 / 3  # an apex: k frames after it, its region is back this fraction of the way
     blink_ratio: float = 0.75  # eyelids moving this fraction of the most-moved region or more: a blink
     # (a brow close to the eye moves with a closing lid; in the scenarios a brow raise moved the lids
     # at most half as much as the brows)
@@ -259,6 +263,23 @@ class Spotter:
         c = np.minimum(then.s, s)
         return self._score(then, c[:-1], z_of, blink=self._is_blink(c))
 
+    def finish(self) -> list[Spot]:
+        """The events that the stream's end would cut off, then reset(). An event is known k frames
+        after its peak at the earliest, so a file that ends within that of an apex (as the databases'
+        clips end at the offset) would lose it: the face is taken to stay as last seen, and the last
+        frame is fed again until every frame is scored and the open run has ended. An offset past
+        the last frame is the last frame."""
+        spots = []
+        last = self._frames[-1] if self._frames else None
+        for held in range(self.history_frames if last else 0):
+            spot = self.update(last.index + 1 + held, last.gray, last.tracked)
+            if spot is not None:
+                spots.append(replace(spot, offset=min(spot.offset, last.index)))
+            if held >= self.k and not self._run:
+                break
+        self.reset()
+        return spots
+
     def _is_blink(self, motion: np.ndarray) -> bool:
         """motion: per region, then the eyelids last."""
         return motion[-1] > self.config.blink_ratio * motion[:-1].max()
@@ -279,11 +300,11 @@ class Spotter:
     def _score(self, then: _Motion, c: np.ndarray, z_of, blink: bool) -> Spot | None:
         """Feed c_j per region (known k frames late, j = then.frame); returns a Spot when a short
         run's event is confirmed: early (_confirm_early), or when the run has ended."""
-        j, z = then.frame, z_of(c)
+        z = z_of(c)
         self._noise.append(c)
         active = z.max() > self.threshold  # something on the face moves: the run goes on
-        if active:  # an apex needs more: no blink, and the region back where it was k frames earlier
-            z = np.zeros_like(z) if blink else np.where(self._returned(j, c), z, 0.0)
+        if active:  # an apex needs more: no blink, and its region on the way back by frame j+k
+            z = np.zeros_like(z) if blink else np.where(self._returned(then.s[:-1]), z, 0.0)
         self.score = float(z.max())
         if active:
             self._below = 0
@@ -311,7 +332,7 @@ class Spotter:
         return spot
 
     def _peak(self) -> _Scored | None:
-        """The open run's peak: of its frames that can be an apex (high c, back where they began, no
+        """The open run's peak: of its frames that can be an apex (high c, on the way back by j+k, no
         blink), where the motion since k frames before (s) is highest. None while there is none."""
         valid = [f for f in self._run if f.score > self.threshold]
         return max(valid, key=lambda f: f.motion.raw, default=None)
@@ -344,7 +365,7 @@ class Spotter:
         # The candidate of this peak has its bounds already: the frames they rest on have not changed.
         known = self._candidate is not None and self._candidate[0] == peak.frame
         onset, apex = self._candidate[1] if known else self._bounds(peak.motion)
-        offset = self._offset(apex, self._distance(peak.motion.region))
+        offset = self._offset(apex, peak.frame, self._distance(peak.motion.region))
         return Spot(onset, apex, offset, peak.score, self.threshold, regions)
 
     def _propose_raw(self) -> None:
@@ -367,12 +388,14 @@ class Spotter:
             if self._candidate is None or self._candidate[0] != peak.frame:
                 self._candidate = peak.frame, self._bounds(peak.motion)
 
-    def _returned(self, j: int, c: np.ndarray) -> np.ndarray:
-        """Per region: are frames j-k and j+k (the newest) alike, as around a brief expression? A
-        held smile, a slow release or a drift differs between them; a micro-expression does not."""
+    def _returned(self, ab: np.ndarray) -> np.ndarray:
+        """Per region: by frame j+k (the newest), is it back at least `returned` of the way from frame
+        j to frame j-k (2k back), as after a brief expression's apex? Its distance from frame j-k must
+        be at most 1 - returned of frame j's (ab, s_j). A drift or a slow release goes on, and a face
+        that moves elsewhere moves away; a real face often stops part of the way back."""
         before, after = self._frames[-1 - 2 * self.k], self._frames[-1]  # frames j-k and j+k: no gaps in history
-        across = region_motion(np.nan_to_num(residual_motion(before, after, REGION_POINTS)))
-        return across < self.config.returned * c
+        ac = region_motion(np.nan_to_num(residual_motion(before, after, REGION_POINTS)))
+        return ac <= (1 - self.config.returned) * ab
 
     def _bounds(self, peak: _Motion) -> tuple[int, int]:
         """(onset, apex) of the event whose run peaked at `peak`. The apex is the first frame after
@@ -393,8 +416,8 @@ class Spotter:
         return lambda a, b: float(np.nanmedian(residual_motion(frames[a], frames[b], points)))
 
     def _last_neutral(self, motion, candidates: range, side: int) -> int:
-        """The first of `candidates` (walking away from the apex) whose motion to the apex is at
-        least bound_fraction of `side`'s: where the expression has not yet begun (or has ended)."""
+        """The first of `candidates` (walking back from the apex) whose motion to the apex is at
+        least bound_fraction of `side`'s: where the expression has not yet begun."""
         bar = self.config.bound_fraction * motion(side)
         return next((j for j in candidates if motion(j) >= bar), side)
 
@@ -403,8 +426,18 @@ class Spotter:
         so the onset is known as soon as the apex is (the live app's early start relies on it)."""
         return self._last_neutral(lambda j: distance(j, apex), range(apex - 1, apex - self.k, -1), apex - self.k)
 
-    def _offset(self, apex: int, distance) -> int:
-        """After the apex, up to 2k later or the newest frame (an expression may fall more slowly
-        than it rose), by `distance` (_distance of a region)."""
-        end = min(self._frames[-1].index, apex + 2 * self.k)
-        return self._last_neutral(lambda j: distance(j, apex), range(apex + 1, end), end)
+    def _offset(self, apex: int, peak: int, distance) -> int:
+        """After the peak, up to 2k later or the newest frame (an expression may fall more slowly than
+        it rose), by `distance` (_distance of a region) from the apex: where the way back, the last
+        stretch of frames at least half as far from the apex as the window's end, reaches
+        bound_fraction of that. A held expression is held from its apex to its peak, where it begins
+        to go back; confirmed early, it may have barely begun, and noise in the hold, below half,
+        is not its way back; nor is noise once the face is back (a search from the end for the
+        bar itself stopped there)."""
+        end = min(self._frames[-1].index, peak + 2 * self.k)
+        away = [distance(j, apex) for j in range(peak + 1, end + 1)]
+        first = len(away) - 1
+        while first > 0 and away[first - 1] >= 0.5 * away[-1]:
+            first -= 1
+        reached = next(i for i in range(first, len(away)) if away[i] >= self.config.bound_fraction * away[-1])
+        return peak + 1 + reached

@@ -191,6 +191,9 @@ def test_recognition_queue_is_bounded_and_counts_dropped_events():
         def update(self, index, grey, tracked):
             return SimpleNamespace(onset=index, apex=index, offset=index, score=1.0, threshold=0.5, regions=())
 
+        def finish(self):
+            return []
+
     pipeline = LivePipeline(LiveConfig(max_pending=2), 30.0, SlowRecognizer())
     pipeline.spotter = EverySpot()
     pipeline.tracker.update = lambda grey, image: tracked

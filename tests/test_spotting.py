@@ -78,6 +78,22 @@ def test_a_held_apex_is_placed_at_the_start_of_its_hold(faces, locator):
         assert abs(found.apex - apex) <= 10 and found.onset <= onset + (apex - onset) // 3, (found, scenario.truth())
 
 
+@pytest.mark.parametrize("fps", [30.0, 200.0])
+def test_expressions_that_come_back_only_halfway_are_found_when_the_clip_ends_at_the_offset(faces, locator, fps):
+    """A brow raise and a smile (3 px) that fall back only halfway and stay there, the clip ending at
+    the smile's offset, as a database clip ends at its coded offset (CASME II sub01's clips end with
+    30-65 % of their peak's motion left). Frames j-k and j+k then differ by half the apex's motion,
+    which the return test once took for a lasting change; and the smile's apex, 0.15 s before the
+    clip's end, is scored only by Spotter.finish."""
+    for name, face, landmarks in faces:
+        motions = (Motion("brow raise", 2.5, 0.1, 0.0, 0.15, 3.0, rest=0.5),
+                   Motion("smile", 4.5, 0.1, 0.0, 0.15, 3.0, rest=0.5))
+        scenario = Scenario("halfway back", face, landmarks, fps, 4.75, motions)
+        spots, *_ = spot_frames(render(scenario), fps, locator)
+        assert all(hits(spots, scenario)) and len(spots) == 2, (name, [(s.onset, s.apex, s.offset) for s in spots],
+                                                                scenario.truth())
+
+
 def test_talking_for_a_long_time_does_not_lock_the_spotter(faces, locator):
     """20 s of talking (a rising baseline that once froze the threshold and kept a run open for
     good), then a brow raise: no event while talking, and the brow raise is found."""
@@ -108,7 +124,8 @@ def test_the_real_casme2_clip_gives_its_event(shared_data, locator):
                          ids=["still head", "head moving", "head moving out of the frame"])
 def test_epir_live_labels_the_real_clip_as_the_composite_does(shared_data, tmp_path, step):
     """The raw CASME II clip of a sample the shipped model was trained on, with a still lead-in of
-    fresh sensor noise, read as frames at the camera's 200 fps: one event, labelled positive. Also
+    fresh sensor noise and nothing after it, read as frames at the camera's 200 fps: one event,
+    labelled positive (the clip ends 0.18 s after the apex: the event comes from Spotter.finish). Also
     with the head moving a whole pixel right and down per frame while the expression plays (200 px/s,
     no resampling): without registering the apex on the head, that event was labelled negative. And
     with the head moving 3 px down per frame, so that the chin leaves the frame before the apex: while
