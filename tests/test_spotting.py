@@ -82,7 +82,7 @@ def test_a_held_apex_is_placed_at_the_start_of_its_hold(faces, locator):
 def test_expressions_that_come_back_only_halfway_are_found_when_the_clip_ends_at_the_offset(faces, locator, fps):
     """A brow raise and a smile (3 px) that fall back only halfway and stay there, the clip ending at
     the smile's offset, as a database clip ends at its coded offset (CASME II sub01's clips end with
-    30-65 % of their peak's motion left). Frames j-k and j+k then differ by half the apex's motion,
+    a quarter to three quarters of their peak's motion left). Frames j-k and j+k then differ by half the apex's motion,
     which the return test once took for a lasting change; and the smile's apex, 0.15 s before the
     clip's end, is scored only by Spotter.finish."""
     for name, face, landmarks in faces:
