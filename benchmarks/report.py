@@ -149,6 +149,10 @@ def render_spotting(record: dict, console: Console) -> None:
     for fps, error in held["apex_error_frames"].items():
         table.add_row(f"held apex: error at {fps} fps (frames from the hold's start, median / max)",
                       f"{error['median']:g} / {error['max']}")
+    timed = s.get("casme3_timed")
+    if timed and timed["recall"] is not None:
+        table.add_row("timed as CAS(ME)^3's sheet: recall at 1 / 2 / 3 / 4 px",
+                      " / ".join(_value(r) for r in timed["recall_per_amplitude_px"].values()))
     table.add_row("tracking + spotting per frame (ms, median / max clip)",
                   f"{s['cost_ms_per_frame']['median']:.2f} / {s['cost_ms_per_frame']['max']:.2f}")
     table.add_row("real CASME II clip", escape(s["real_clip"]["status"]))

@@ -5,7 +5,9 @@ app's own tracker and spotter, frame by frame. MEGC-style scoring: a spotted int
 its IoU with a true one is at least 0.5 (inclusive frame counts), each true interval matched once.
 Reported: recall per amplitude, precision, F1, false events per minute on distractor-only clips,
 apex error in frames, and the spotting cost per frame; for micro-expressions that hold their apex
-for a while (the same people and rates), recall and apex error, counted from the hold's first frame. The real CASME II clip in
+for a while (the same people and rates), recall and apex error, counted from the hold's first frame; for
+micro-expressions that rise and fall as CAS(ME)^3's coding sheet says real ones do (many ease back
+over a second or more), recall. The real CASME II clip in
 ../shared/data/real_frames, after a still lead-in whose frames get fresh sensor noise and played at
 the camera's 200 fps, must give its event.
 """
@@ -23,12 +25,16 @@ import numpy as np
 from benchmarks.spotting_scenarios import REFERENCE_FACE_PX, Scenario, distractor_clip, enlarged, micro_clip
 from epir_core.errors import FaceTooSmallError, NoFaceError
 from realtime.sources import read_video
+from train.data.casme3 import read_casme3_sheet
 from train.data.composite import COMPOSITE_DIR, composite_rows
 
 AMPLITUDES = (1.0, 2.0, 3.0, 4.0)
 REAL_CLIP = Path("real_frames") / "casme2_sub01_EP02_01f" / "raw_44f.avi"
 LARGE = 2.0  # the large-face clips: 1280x960 frames, the face 520 px
 LEAD_S = 2.5  # still lead-in: the spotter learns the face's noise for warmup_s (+ 2k frames) first
+CASME3_SHEET = Path("casme3_official") / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+CASME3_FPS = 30.0
+SHEET_SPACING_S = 4.0  # between the sheet-timed expressions: room for a fall of up to 3 s (98 % of the sheet)
 TARGETS = {"f1_2_to_4px": 0.90, "recall_1px": 0.70, "false_per_min": 1.0, "apex_error_30fps": 2.0, "cost_ms": 3.0,
            "held_recall_2_to_4px": 0.90}
 
@@ -42,10 +48,12 @@ class SpottingConfig:
     held_faces: int = 2  # at each rate
     large_faces: int = 2  # brief and held clips at 30 fps, LARGE times as many pixels: as a camera
     # of higher resolution, or a person nearer it, gives them
+    sheet_faces: int = 4  # clips at 30 fps timed by CAS(ME)^3's sheet
 
     @classmethod
     def quick(cls) -> "SpottingConfig":
-        return cls(faces=2, fps=(30.0,), faces_200fps=0, distractor_faces=1, held_faces=1, large_faces=0)
+        return cls(faces=2, fps=(30.0,), faces_200fps=0, distractor_faces=1, held_faces=1, large_faces=0,
+                   sheet_faces=0)
 
 
 def load_faces(data_root: Path, count: int, locator) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -75,6 +83,18 @@ def load_faces(data_root: Path, count: int, locator) -> list[tuple[str, np.ndarr
             continue
         faces.append((name, image, landmarks))
     return faces
+
+
+def sheet_durations(data_root: Path) -> list[tuple[float, float]]:
+    """(onset to apex, apex to offset) in seconds of each micro-expression in CAS(ME)^3's coding sheet
+    that rises and falls, and falls within 3 s (SHEET_SPACING_S); none when the sheet is absent."""
+    if not (data_root / CASME3_SHEET).is_file():
+        return []
+    rows = read_casme3_sheet(data_root / CASME3_SHEET)
+    frames = [(int(r["Onset"]), int(r["Apex"]), int(r["Offset"])) for r in rows
+              if all(r[c].isdigit() for c in ("Onset", "Apex", "Offset"))]
+    durations = [((apex - onset) / CASME3_FPS, (offset - apex) / CASME3_FPS) for onset, apex, offset in frames]
+    return [(rise, fall) for rise, fall in durations if rise > 0 and 0 < fall <= SHEET_SPACING_S - 1.0]
 
 
 def spot_frames(frames: Iterable[np.ndarray], fps: float, locator) -> tuple[list, list[float], list[float]]:
@@ -127,7 +147,8 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
     from epir_core.preprocess import FaceLocator
 
     with FaceLocator() as locator:
-        faces = load_faces(data_root, max(cfg.faces, cfg.distractor_faces, cfg.held_faces, cfg.large_faces), locator)
+        count = max(cfg.faces, cfg.distractor_faces, cfg.held_faces, cfg.large_faces, cfg.sheet_faces)
+        faces = load_faces(data_root, count, locator)
         if not faces:
             raise RuntimeError("no face for the spotting scenarios")
         clips: list[tuple[str, Scenario]] = []
@@ -142,11 +163,15 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
                 clip = micro_clip(f"{name}{'-held' if held else ''}@30", face, lms, 30.0, AMPLITUDES,
                                   seed=n, held=held)
                 clips.append(("large", enlarged(clip, LARGE)))
+        durations = sheet_durations(data_root)
+        for n, (name, face, lms) in enumerate(faces[: cfg.sheet_faces] if durations else []):
+            clips.append(("sheet", micro_clip(f"{name}-casme3-timed@30", face, lms, 30.0, AMPLITUDES, seed=n,
+                                              spacing_s=SHEET_SPACING_S, durations=durations)))
         for n, (name, face, lms) in enumerate(faces[: cfg.distractor_faces]):
             clips.append(("distractors", distractor_clip(f"{name}-distractors", face, lms, 30.0, seed=100 + n)))
-        rows = {"micro": [], "held": [], "large": []}
+        rows = {"micro": [], "held": [], "large": [], "sheet": []}
         costs, per_clip = [], []
-        false = {"micro": 0, "held": 0, "large": 0, "distractors": 0}
+        false = {"micro": 0, "held": 0, "large": 0, "sheet": 0, "distractors": 0}
         distractor_s = 0.0
         from benchmarks.spotting_scenarios import render
 
@@ -209,7 +234,7 @@ def real_clip(data_root: Path, locator, progress: Callable[[str], None], fps: fl
 
 
 def summarise(clip_rows, false, distractor_s, costs, per_clip, real) -> dict:
-    """clip_rows: per kind of clip ("micro": brief, "held", "large"), (fps, kind, amplitude, hit, apex
+    """clip_rows: per kind of clip ("micro": brief, "held", "large", "sheet"), (fps, kind, amplitude, hit, apex
     error) per true micro-expression; false: events that matched nothing, per kind of clip (and
     "distractors")."""
     rows = clip_rows["micro"]
@@ -234,6 +259,7 @@ def summarise(clip_rows, false, distractor_s, costs, per_clip, real) -> dict:
         "cost_ms_per_frame": {"median": round(float(np.median(costs)), 3), "max": round(float(max(costs)), 3)},
         "held": clips_summary(clip_rows["held"], false["held"]),
         f"large_face_x{LARGE:g}": clips_summary(clip_rows["large"], false["large"]),
+        "casme3_timed": clips_summary(clip_rows["sheet"], false["sheet"]),
         "real_clip": real,
     }
     brief_30, held_30 = summary["apex_error_frames"].get("30"), summary["held"]["apex_error_frames"].get("30")
@@ -293,8 +319,8 @@ def spotting_record(data_root: Path, quick: bool, threads: dict[str, int], progr
         "command": sys.argv,
         "config": {"mode": "quick" if quick else "default", "faces": cfg.faces, "fps": list(cfg.fps),
                    "faces_200fps": cfg.faces_200fps, "distractor_faces": cfg.distractor_faces, "held_faces": cfg.held_faces,
-                   "large_faces": cfg.large_faces, "large_factor": LARGE, "amplitudes_px": list(AMPLITUDES),
-                   "face_px": REFERENCE_FACE_PX},
+                   "large_faces": cfg.large_faces, "large_factor": LARGE, "sheet_faces": cfg.sheet_faces,
+                   "amplitudes_px": list(AMPLITUDES), "face_px": REFERENCE_FACE_PX},
         "environment": environment.capture(threads),
     }
     record |= run_spotting(data_root, cfg, progress)

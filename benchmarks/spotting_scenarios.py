@@ -7,7 +7,8 @@ face, as from a camera of higher resolution, moves as many more pixels; `enlarge
 
 - brow raise (both brows up), frown (brows together and down), smile (mouth corners out and up),
   lip press (lower lip up): micro-expressions, rise 0.07-0.15 s, fall 0.1-0.25 s; a held one stays
-  at its apex for 0.1 s or more between, and all of it lasts at most 0.45 s;
+  at its apex for 0.1 s or more between, and all of it lasts at most 0.45 s; or rise and fall as a
+  coding sheet gives them (CAS(ME)^3's: apex to offset a median 0.47 s, over 0.5 s for 44 %);
 - distractors: blinks, talking (the jaw and lips moving for seconds), a held smile, a quick
   head turn, a light change.
 
@@ -17,7 +18,7 @@ Frames are made one at a time (a generator), so a long clip costs no memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -183,18 +184,23 @@ def _step(u: float, duration: float) -> float:
 
 
 def micro_clip(name: str, face: np.ndarray, landmarks: np.ndarray, fps: float, amplitudes: tuple[float, ...],
-               seed: int, spacing_s: float = 2.2, lead_s: float = 2.5, held: bool = False) -> Scenario:
+               seed: int, spacing_s: float = 2.2, lead_s: float = 2.5, held: bool = False,
+               durations: Sequence[tuple[float, float]] = ()) -> Scenario:
     """One micro-expression per amplitude, kinds in turn, every spacing_s seconds, with blinks between.
     held: each stays at its apex from 0.1 s to what leaves a fall of 0.1 s within 0.45 s. Real ones
     do: the flow of CASME II sub01 EP19_06f from its first frame matches the composite's as well at
-    frame 12 as at frame 45 (0.17 s later at 200 fps)."""
+    frame 12 as at frame 45 (0.17 s later at 200 fps). durations: (rise, fall) seconds to draw each
+    expression's from, as a database's coding sheet gives them (onset to apex, apex to offset)."""
     rng = np.random.default_rng(seed)
     motions = []
     for n, amplitude in enumerate(amplitudes):
         start = lead_s + n * spacing_s + rng.uniform(0, 0.3)
-        rise = rng.uniform(0.07, 0.15)
-        hold = rng.uniform(0.1, 0.35 - rise) if held else 0.0
-        fall = rng.uniform(0.1, min(0.25, 0.45 - rise - hold))
+        if durations:  # the sheet's apex to offset holds any hold
+            (rise, fall), hold = durations[rng.integers(len(durations))], 0.0
+        else:
+            rise = rng.uniform(0.07, 0.15)
+            hold = rng.uniform(0.1, 0.35 - rise) if held else 0.0
+            fall = rng.uniform(0.1, min(0.25, 0.45 - rise - hold))
         motions.append(Motion(MICRO[(n + seed) % len(MICRO)], start, rise, hold, fall, float(amplitude)))
         motions.append(Motion("blink", start + spacing_s / 2, 0.07, 0.03, 0.12, 4.0))
     seconds = lead_s + len(amplitudes) * spacing_s + 0.5

@@ -27,6 +27,12 @@ return test only late in its hold (when j+k is in its fall), and its apex is the
 A longer run (talking, whose syllables are each brief) is dropped as soon as it is too long, and
 every score enters the noise history, so nothing can hold a run open.
 
+Many real micro-expressions rise briefly and ease back slowly: k frames after the apex the face has
+barely begun to return, and no frame passes the return test. A run without an apex whose face is
+still away from the onset (a brief rise, and nothing else that moved it) waits release_s for the
+face to come back a third of the way; the event is reported then, with that frame as its offset.
+A held smile does not come back in time.
+
 Waiting for the run to end costs a label time, so an event is confirmed as soon as its peak is
 scored (k frames after it) if s peaked there and fell to confirm_fall of the peak within those k
 frames, as around a brief expression's apex; unless what moved most is the mouth opening (upper
@@ -88,6 +94,9 @@ class SpotterConfig:
     bound_fraction: float = 0.9  # onset/offset: last/first frame this close to the neutral side
     apex_fraction: float = 0.95  # apex: first frame whose motion from the onset is this close to the peak's
     confirm_fall: float = 0.5  # a brief apex: its region's s falls to this fraction of the apex's within k frames
+    release_s: float = 1.0  # a brief rise is an event if its region is back `returned` of the way within this
+    # long after the apex: a fall easing back over 2.5 s gets there in 1 s (cos^2: at 0.39 of the fall), and
+    # 97 % of CAS(ME)^3's coded micro-expressions take at most 2.5 s from apex to offset (a held smile: longer)
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,19 @@ class Spot:
     score: float  # max z at the apex
     threshold: float
     regions: tuple[str, ...]  # regions above threshold at the apex, most moved first
+
+
+@dataclass(frozen=True)
+class _Release:
+    """A brief rise whose face has not come back yet: an event once it does, by `deadline`."""
+
+    onset: int
+    apex: int
+    region: int  # the region that moved most
+    reach: float  # its motion from onset to apex, face widths
+    deadline: int  # frame index
+    score: float  # max z of s at the rise's peak
+    regions: tuple[str, ...]
 
 
 @dataclass
@@ -221,8 +243,10 @@ class Spotter:
         self.max_run = max(1, round(config.max_event_s * fps))
         self.bridge = max(1, round(config.bridge_s * fps))
         self.warmup = max(2 * self.k, round(config.warmup_s * fps))
-        # Frames stay as long as an event can need them: its run and bridge plus k on each side, plus the lag.
-        self.history_frames = self.max_run + self.bridge + 3 * self.k + 2
+        self.release = max(1, round(config.release_s * fps))
+        # Frames stay as long as an event can need them: its run and bridge plus k on each side, plus the lag;
+        # or a slow release's wait, plus the k frames of its rise.
+        self.history_frames = max(self.max_run + self.bridge + 3 * self.k, self.release + self.k) + 2
         self._frames: deque[_Frame] = deque(maxlen=self.history_frames)
         self._noise: deque[np.ndarray] = deque(maxlen=max(self.warmup, round(config.window_s * fps)))
         self.reset()
@@ -235,6 +259,7 @@ class Spotter:
         self._dropping = False  # a run grew too long: wait for the score to fall before the next
         self._reported = False  # the open run's event was confirmed early: the run's end adds none
         self._candidate: tuple[int, tuple[int, int]] | None = None  # (peak, (onset, apex)) of the likely next event
+        self._release: _Release | None = None  # a brief rise waiting for its face to come back
         self.region_motion = np.full(len(REGION_NAMES), np.nan)  # s of the latest frame, face widths
         self.score = float("nan")  # max z of the latest scored frame (k frames back)
         self.threshold = float("nan")  # inf during warm-up
@@ -261,7 +286,8 @@ class Spotter:
             return None
         then = self._motion[-1 - self.k]  # frame j = i - k
         c = np.minimum(then.s, s)
-        return self._score(then, c[:-1], z_of, blink=self._is_blink(c))
+        spot = self._score(then, c[:-1], z_of, blink=self._is_blink(c))
+        return spot if spot is not None else self._released()
 
     def finish(self) -> list[Spot]:
         """The events that the stream's end would cut off, then reset(). An event is known k frames
@@ -312,7 +338,7 @@ class Spotter:
                 self._run.append(_Scored(then, self.score, z))
                 if self._run[-1].frame - self._run[0].frame >= self.max_run:
                     self._run, self._dropping = [], True  # talking, a held change: not a micro-expression
-                    self._candidate, self._reported = None, False
+                    self._candidate, self._reported, self._release = None, False, None
                 else:
                     self._propose()
                     return self._confirm_early()
@@ -328,8 +354,46 @@ class Spotter:
             return None
         peak = self._peak()
         spot = None if peak is None or self._reported else self._spot(peak)
+        if peak is None and self._release is None:
+            rise = self._rise(z_of)
+            self._release = None if rise is None or self._is_back(rise) else rise  # back already: not a slow release
         self._run, self._candidate, self._reported = [], None, False
         return spot
+
+    def _rise(self, z_of) -> _Release | None:
+        """The open run, which has no apex, as a brief rise that may be easing back slowly: its event,
+        to wait release_s for the face to come back a third of the way. Micro-expressions often do
+        (CAS(ME)^3's sheet: from apex to offset a median 0.47 s and over 0.5 s for 44 %, from onset to
+        apex at most 0.27 s for 95 %): k frames after the apex the face has barely begun to return, so
+        the return test passes no frame. What does not come back in time (a held smile, a light
+        change) is no event. None for a run of blinks."""
+        top = max(self._run, key=lambda f: f.motion.raw).motion
+        if top.raw == -np.inf:  # blinks only
+            return None
+        onset, apex = self._bounds(top)
+        z = z_of(top.s[:-1])
+        regions = tuple(REGION_NAMES[r] for r in np.argsort(-z) if z[r] > self.threshold)
+        reach = self._distance(top.region)(onset, apex)
+        return _Release(onset, apex, top.region, reach, apex + self.release, float(z.max()), regions)
+
+    def _released(self) -> Spot | None:
+        """The awaited rise's event, once its region is back `returned` of the way to the onset (the newest
+        frame its offset); given up after its deadline."""
+        rise = self._release
+        if rise is None:
+            return None
+        if self._frames[-1].index > rise.deadline:
+            self._release = None  # not back in time: a held change
+            return None
+        if not self._is_back(rise):
+            return None
+        self._release = None
+        return Spot(rise.onset, rise.apex, self._frames[-1].index, rise.score, self.threshold, rise.regions)
+
+    def _is_back(self, rise: _Release) -> bool:
+        """Is the rise's region, in the newest frame, back `returned` of the way to the onset?"""
+        away = self._distance(rise.region)(rise.onset, self._frames[-1].index)
+        return away <= (1 - self.config.returned) * rise.reach
 
     def _peak(self) -> _Scored | None:
         """The open run's peak: of its frames that can be an apex (high c, on the way back by j+k, no
