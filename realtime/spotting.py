@@ -372,9 +372,8 @@ class Spotter:
             return None
         onset, apex = self._bounds(top)
         z = z_of(top.s[:-1])
-        regions = tuple(REGION_NAMES[r] for r in np.argsort(-z) if z[r] > self.threshold)
         reach = self._distance(top.region)(onset, apex)
-        return _Release(onset, apex, top.region, reach, apex + self.release, float(z.max()), regions)
+        return _Release(onset, apex, top.region, reach, apex + self.release, float(z.max()), self._above(z))
 
     def _released(self) -> Spot | None:
         """The awaited rise's event, once its region is back `returned` of the way to the onset (the newest
@@ -424,13 +423,15 @@ class Spotter:
         return None if self._candidate is None else self._candidate[1]
 
     def _spot(self, peak: _Scored) -> Spot:
-        order = np.argsort(-peak.z)
-        regions = tuple(REGION_NAMES[r] for r in order if peak.z[r] > self.threshold)
         # The candidate of this peak has its bounds already: the frames they rest on have not changed.
         known = self._candidate is not None and self._candidate[0] == peak.frame
         onset, apex = self._candidate[1] if known else self._bounds(peak.motion)
         offset = self._offset(apex, peak.frame, self._distance(peak.motion.region))
-        return Spot(onset, apex, offset, peak.score, self.threshold, regions)
+        return Spot(onset, apex, offset, peak.score, self.threshold, self._above(peak.z))
+
+    def _above(self, z: np.ndarray) -> tuple[str, ...]:
+        """The regions whose z is above threshold, most moved first: a Spot's regions."""
+        return tuple(REGION_NAMES[r] for r in np.argsort(-z) if z[r] > self.threshold)
 
     def _propose_raw(self) -> None:
         """s peaks k frames before c can tell: once s has fallen from a peak above threshold (and no
