@@ -37,6 +37,8 @@ Waiting for the run to end costs a label time, so an event is confirmed as soon 
 scored (k frames after it) if s peaked there and fell to confirm_fall of the peak within those k
 frames, as around a brief expression's apex; unless what moved most is the mouth opening (upper
 lip, chin): speech moves those first, and only the run's length tells a syllable from a lip press.
+A frame of higher s within those k frames holds the confirmation back only until it is scored: one
+that cannot be an apex (a smile spreading after a brief frown, brows that move on) is no later peak.
 The peak is the run's frame of highest s, so s, known k frames before c, proposes it as a candidate
 one frame after it: the live app starts the event's recognition while the spotter still waits.
 
@@ -404,14 +406,17 @@ class Spotter:
         """The open run's event, as soon as its peak is scored (k frames after it, when its region is
         known to be back), if s peaked there and then fell to confirm_fall of the peak's within
         those k frames, as around a brief expression's apex, and the mouth's opening is not what
-        moved most."""
+        moved most. A frame of higher s after the peak may be the apex until it is scored; once scored
+        it is not (it would be the peak), and waiting on it let a larger motion that followed the
+        expression (a spreading smile) run the event past max_event_s."""
         peak = self._peak()
         if self._reported or peak is None or REGION_NAMES[int(np.argmax(peak.z))] in SPEECH_REGIONS:
             return None
         region, top = peak.motion.region, peak.motion.s[peak.motion.region]
+        scored = self._motion[-1 - self.k].frame  # frames up to this one have c: a higher s among them is no apex
         for m in (m for m in self._motion if peak.frame < m.frame <= peak.frame + self.k):
-            if m.raw > peak.motion.raw:
-                return None  # s was still rising: the peak is later
+            if m.raw > peak.motion.raw and m.frame > scored:
+                return None  # s was still rising, to a frame that may yet be the apex
             if m.s[region] <= self.config.confirm_fall * top:
                 self._reported = True
                 return self._spot(peak)
