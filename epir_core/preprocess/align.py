@@ -87,13 +87,15 @@ def face_corners(grey: np.ndarray, landmarks: np.ndarray, count: int, spacing: f
 
 
 def rigid_motion(a: np.ndarray, b: np.ndarray, points: np.ndarray, box: tuple[int, int, int, int], window: int,
-                 levels: int, ransac_px: float, min_points: int) -> tuple[np.ndarray, np.ndarray] | None:
+                 levels: int, ransac_px: float | None, min_points: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The similarity (shift, scale, roll) that most of `points` share from grey image a to b.
 
     Lucas-Kanade follows the points (N x 1 x 2 float32, pixels of a) inside `box` (x0, y0, x1, y1)
     alone: pyramids of the whole frame would cost more than the points. RANSAC at ransac_px keeps
-    what moves on its own (an expression) from pulling the fit. Returns the 2 x 3 map and the
-    inliers where b has them (N' x 1 x 2), or None when fewer than min_points follow it.
+    what moves on its own (an expression) from pulling the fit; with ransac_px None the fit is
+    least median of squares, which needs no threshold but half the points or more on the head.
+    Returns the 2 x 3 map and the inliers where b has them (N' x 1 x 2), or None when fewer than
+    min_points follow it.
     """
     x0, y0, x1, y1 = box
     origin = np.float32([x0, y0])
@@ -103,8 +105,11 @@ def rigid_motion(a: np.ndarray, b: np.ndarray, points: np.ndarray, box: tuple[in
     ok = status.ravel() == 1
     if ok.sum() < min_points:
         return None
-    matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.RANSAC,
-                                                  ransacReprojThreshold=ransac_px)
+    if ransac_px is None:
+        matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.LMEDS)
+    else:
+        matrix, inliers = cv2.estimateAffinePartial2D(points[ok], moved[ok], method=cv2.RANSAC,
+                                                      ransacReprojThreshold=ransac_px)
     if matrix is None or inliers.sum() < min_points:
         return None
     return matrix, moved[ok][inliers.ravel() == 1].reshape(-1, 1, 2)
@@ -118,9 +123,12 @@ def head_motion(onset_grey: np.ndarray, apex_grey: np.ndarray, landmarks: np.nda
     """2 x 3 similarity (shift, scale, roll) carrying the head from the onset frame to the apex frame,
     or None when too few points follow it.
 
-    Corners of the onset's face are followed into the apex (rigid_motion, RANSAC at 1 px as the live
-    tracker). A roll of half a degree moves the crop's edges by more than a micro-expression moves
+    Corners of the onset's face are followed into the apex (rigid_motion) and fitted by least median
+    of squares. A roll of half a degree moves the crop's edges by more than a micro-expression moves
     the face, so without this the flow shows the head, not the expression (README, input recipe).
+    RANSAC at 1 px, as the live tracker follows the head, took the points an expression moves by
+    less than that as the head's: on a face 180 px wide, a frown's brows made a still head shrink
+    by 0.3 %, which at the crop's edge is as large as the frown's own flow.
     """
     width = float(np.ptp(landmarks[:, 0]))
     # Only the face and a quarter of its width round it (room for the head to move) is searched,
@@ -130,6 +138,6 @@ def head_motion(onset_grey: np.ndarray, apex_grey: np.ndarray, landmarks: np.nda
     points = face_corners(onset_grey[y0:y1, x0:x1], landmarks - origin, HEAD_POINTS, spacing=max(3.0, width / 40))
     if points is None or len(points) < MIN_HEAD_POINTS:
         return None
-    found = rigid_motion(onset_grey, apex_grey, points + origin, box, window=21, levels=3, ransac_px=1.0,
+    found = rigid_motion(onset_grey, apex_grey, points + origin, box, window=21, levels=3, ransac_px=None,
                          min_points=MIN_HEAD_POINTS)
     return None if found is None else found[0]
