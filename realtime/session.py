@@ -269,14 +269,21 @@ class Run:
             "processing_fps": round(processed / elapsed, 1) if elapsed > 0 else None,
             "mean_stage_ms": {k: round(v, 3) for k, v in p.timer.mean_ms().items()} if p is not None else {},
             "face_detections": p.tracker.detections if p is not None else 0,
+            "spotter_warm": p.spotter.warm if p is not None else False,  # False: too short to report any event
             "cleanup_problems": problems,
         }
 
     def end_line(self) -> str:
         """How the run ended, in one line for stderr."""
         s = self.summary
-        return (f"{s['status']}: {s['frames_processed']} frames ({s['processing_fps']} fps), "
+        line = (f"{s['status']}: {s['frames_processed']} frames ({s['processing_fps']} fps), "
                 f"{s['frames_dropped']} dropped, {s['events']} events")
+        if s["frames_processed"] and not s["spotter_warm"]:
+            # A database clip starts at its onset and lasts a fraction of a second: it reports nothing.
+            config = self.pipeline.spotter.config
+            line += (f"; the spotter reports nothing in a face's first {config.warmup_s + 2 * config.gap_s:.1f} s "
+                     "(it learns each region's noise), which this run never passed: give a short clip a still lead-in")
+        return line
 
     def __enter__(self) -> "Run":
         return self

@@ -266,6 +266,12 @@ class Spotter:
         self.score = float("nan")  # max z of the latest scored frame (k frames back)
         self.threshold = float("nan")  # inf during warm-up
 
+    @property
+    def warm(self) -> bool:
+        """Has the noise history been long enough to set the threshold (once is enough: reset() keeps it)?
+        Until then nothing can be reported, for warmup_s plus 2k frames of a face."""
+        return len(self._noise) >= self.warmup
+
     def update(self, index: int, gray: np.ndarray, tracked: TrackedFace) -> Spot | None:
         """gray: the whole frame, H x W uint8. Returns an event when one is confirmed."""
         if self._frames and (self._frames[-1].index != index - 1 or self._frames[-1].tracked.track != tracked.track):
@@ -278,7 +284,7 @@ class Spotter:
         self.region_motion = region_motion(np.nan_to_num(motion[: len(REGION_POINTS)]))  # lost: not moved
         lids = np.nan_to_num(motion[len(REGION_POINTS):], nan=np.inf)  # a lid LK loses is closing
         s = np.append(self.region_motion, np.median(lids))
-        warm = len(self._noise) >= self.warmup
+        warm = self.warm
         self.threshold = self.config.z if warm else float("inf")
         z_of = self._noise_scale() if warm else (lambda motion: np.zeros_like(motion))
         z_s = z_of(s[:-1])

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from epir_core.exit_codes import ExitCode
 from realtime.cli import app
 from realtime.sources import SourceSpec
-from tests.fixtures_data import CLASSES
+from tests.fixtures_data import CLASSES, write_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,6 +61,20 @@ def test_event_found_at_the_true_apex_with_complete_outputs(clips, checkpoint, t
     assert meta["fps"] == truth.fps and meta["backend"]["name"] == "torch"
     assert meta["model"]["class_names"] == list(CLASSES) and meta["recipe"]["flow"] == "tvl1"
     assert meta["summary"]["status"] == "done" and meta["summary"]["frames_processed"] == truth.frames
+    assert meta["summary"]["spotter_warm"] and "lead-in" not in result.stderr
+
+
+def test_a_clip_too_short_to_spot_says_so(checkpoint, tmp_path):
+    """A database clip starts at its onset and lasts a fraction of a second, shorter than the spotter's
+    warm-up: the run ends well with no event, and says why on stderr instead of a bare "0 events"."""
+    write_clip(tmp_path / "clip", [f"img{i}.jpg" for i in range(40)], peak=20)
+    result = live("--frames", str(tmp_path / "clip"), "--fps", "200", "--model", str(checkpoint),
+                  "--output", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "events.jsonl").read_text() == ""
+    assert "0 events; the spotter reports nothing in a face's first 1.9 s" in result.stderr
+    assert "still lead-in" in result.stderr
+    assert json.loads((tmp_path / "out" / "metadata.json").read_text())["summary"]["spotter_warm"] is False
 
 
 def test_head_drift_alone_gives_no_event(clips, checkpoint, tmp_path):
