@@ -150,7 +150,9 @@ def render_spotting(record: dict, console: Console) -> None:
         table.add_row(f"held apex: error at {fps} fps (frames from the hold's start, median / max)",
                       f"{error['median']:g} / {error['max']}")
     timed = s.get("casme3_timed")
-    if timed and timed["recall"] is not None:
+    if timed and timed.get("status") == "not_measured":
+        table.add_row("timed as CAS(ME)^3's sheet", escape(f"not measured: {timed['reason']}"))
+    elif timed and timed["recall"] is not None:
         table.add_row("timed as CAS(ME)^3's sheet: recall at 1 / 2 / 3 / 4 px",
                       " / ".join(_value(r) for r in timed["recall_per_amplitude_px"].values()))
     table.add_row("tracking + spotting per frame (ms, median / max clip)",

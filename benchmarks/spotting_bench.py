@@ -85,16 +85,21 @@ def load_faces(data_root: Path, count: int, locator) -> list[tuple[str, np.ndarr
     return faces
 
 
-def sheet_durations(data_root: Path) -> list[tuple[float, float]]:
+def sheet_durations(data_root: Path) -> tuple[list[tuple[float, float]], str | None]:
     """(onset to apex, apex to offset) in seconds of each micro-expression in CAS(ME)^3's coding sheet
-    that rises and falls, and falls within 3 s (SHEET_SPACING_S); none when the sheet is absent."""
-    if not (data_root / CASME3_SHEET).is_file():
-        return []
-    rows = read_casme3_sheet(data_root / CASME3_SHEET)
+    that rises and falls, and falls within 3 s (SHEET_SPACING_S); and, when there are none, why."""
+    sheet = data_root / CASME3_SHEET
+    if not sheet.is_file():
+        return [], f"{sheet} is missing"
+    try:
+        rows = read_casme3_sheet(sheet)
+    except ValueError as e:  # shared data, not ours to fix: the other clips are still measured
+        return [], f"{sheet} cannot be read: {e}"
     frames = [(int(r["Onset"]), int(r["Apex"]), int(r["Offset"])) for r in rows
               if all(r[c].isdigit() for c in ("Onset", "Apex", "Offset"))]
     durations = [((apex - onset) / CASME3_FPS, (offset - apex) / CASME3_FPS) for onset, apex, offset in frames]
-    return [(rise, fall) for rise, fall in durations if rise > 0 and 0 < fall <= SHEET_SPACING_S - 1.0]
+    kept = [(rise, fall) for rise, fall in durations if rise > 0 and 0 < fall <= SHEET_SPACING_S - 1.0]
+    return kept, None if kept else f"{sheet} holds no micro-expression that rises and falls within 3 s"
 
 
 def spot_frames(frames: Iterable[np.ndarray], fps: float, locator) -> tuple[list, list[float], list[float]]:
@@ -163,7 +168,7 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
                 clip = micro_clip(f"{name}{'-held' if held else ''}@30", face, lms, 30.0, AMPLITUDES,
                                   seed=n, held=held)
                 clips.append(("large", enlarged(clip, LARGE)))
-        durations = sheet_durations(data_root)
+        durations, sheet_problem = sheet_durations(data_root)
         for n, (name, face, lms) in enumerate(faces[: cfg.sheet_faces] if durations else []):
             clips.append(("sheet", micro_clip(f"{name}-casme3-timed@30", face, lms, 30.0, AMPLITUDES, seed=n,
                                               spacing_s=SHEET_SPACING_S, durations=durations)))
@@ -192,7 +197,7 @@ def run_spotting(data_root: Path, cfg: SpottingConfig, progress: Callable[[str],
                              "true": len(matched), "hits": sum(r[2] for r in matched), "false": unmatched,
                              "cost_ms_per_frame": round(cost, 3)})
         real = real_clip(data_root, locator, progress)
-    return summarise(rows, false, distractor_s, costs, per_clip, real)
+    return summarise(rows, false, distractor_s, costs, per_clip, real, sheet_problem)
 
 
 def padded(frames: list[np.ndarray], fps: float) -> tuple[list[np.ndarray], int]:
@@ -233,10 +238,10 @@ def real_clip(data_root: Path, locator, progress: Callable[[str], None], fps: fl
     }
 
 
-def summarise(clip_rows, false, distractor_s, costs, per_clip, real) -> dict:
+def summarise(clip_rows, false, distractor_s, costs, per_clip, real, sheet_problem: str | None = None) -> dict:
     """clip_rows: per kind of clip ("micro": brief, "held", "large", "sheet"), (fps, kind, amplitude, hit, apex
     error) per true micro-expression; false: events that matched nothing, per kind of clip (and
-    "distractors")."""
+    "distractors"); sheet_problem: why no clip could be timed by CAS(ME)^3's sheet."""
     rows = clip_rows["micro"]
     false_micro, false_distractor = false["micro"], false["distractors"]
 
@@ -259,7 +264,8 @@ def summarise(clip_rows, false, distractor_s, costs, per_clip, real) -> dict:
         "cost_ms_per_frame": {"median": round(float(np.median(costs)), 3), "max": round(float(max(costs)), 3)},
         "held": clips_summary(clip_rows["held"], false["held"]),
         f"large_face_x{LARGE:g}": clips_summary(clip_rows["large"], false["large"]),
-        "casme3_timed": clips_summary(clip_rows["sheet"], false["sheet"]),
+        "casme3_timed": clips_summary(clip_rows["sheet"], false["sheet"]) if sheet_problem is None
+        else {"status": "not_measured", "reason": sheet_problem},
         "real_clip": real,
     }
     brief_30, held_30 = summary["apex_error_frames"].get("30"), summary["held"]["apex_error_frames"].get("30")

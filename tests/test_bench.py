@@ -20,6 +20,7 @@ from benchmarks.config import make_config
 from benchmarks.goals import MODEL_CPU, PIPELINE_FPS, REFERENCE
 from benchmarks.record import SCHEMA_VERSION, check_goals
 from benchmarks.report import append_jsonl
+from benchmarks.spotting_bench import CASME3_SHEET, sheet_durations
 from benchmarks.timing import time_callable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,6 +215,8 @@ def test_spotting_run_without_the_data_animates_the_shipped_portrait(tmp_path):
     assert [c["clip"] for c in micro] == ["astronaut@30"] and micro[0]["hits"] == micro[0]["true"] == 4
     summary = record["summary"]
     assert summary["real_clip"]["status"] == "not_measured" and "raw_44f.avi" in summary["real_clip"]["reason"]
+    assert summary["casme3_timed"] == {"status": "not_measured",
+                                       "reason": f"{empty / CASME3_SHEET} is missing"}
     held = [c for c in record["clips"] if c["kind"] == "held"]
     assert [c["clip"] for c in held] == ["astronaut-held@30"] and held[0]["hits"] == held[0]["true"] == 4
     assert summary["held"]["apex_error_frames"]["30"]["median"] <= 2
@@ -221,6 +224,16 @@ def test_spotting_run_without_the_data_animates_the_shipped_portrait(tmp_path):
                                        "apex within 2 frames at 30 fps", "held: recall at 2-4 px >= 0.90",
                                        "held: apex within 2 frames of the hold's start at 30 fps",
                                        "real clip's event found", "spotting < 3 ms per frame"}
+
+
+def test_a_corrupt_casme3_sheet_leaves_the_sheet_timed_clips_unmeasured_with_the_reason(tmp_path):
+    """The sheet is shared data: a broken copy (here not a zip at all) costs its clips, not the run."""
+    sheet = tmp_path / CASME3_SHEET
+    sheet.parent.mkdir()
+    sheet.write_bytes(b"not a workbook")
+    durations, problem = sheet_durations(tmp_path)
+    assert durations == [] and problem.startswith(f"{sheet} cannot be read: ")
+    assert "not a readable .xlsx workbook" in problem
 
 
 def test_the_fidelity_report_follows_real_frames_to_their_composite_labels(shared_data):

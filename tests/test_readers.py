@@ -23,6 +23,18 @@ def by_id(samples):
     return {s.sample: s for s in samples}
 
 
+def test_a_file_that_is_not_a_workbook_is_one_value_error_naming_it(tmp_path):
+    for name, content in (("garbage.xlsx", b"not a zip"), ("empty.xlsx", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"{name}: not a readable .xlsx workbook"):
+            read_rows(tmp_path / name)
+    write_xlsx(tmp_path / "good.xlsx", [["a"]])  # a zip whose worksheet is cut off: a broken download
+    data = (tmp_path / "good.xlsx").read_bytes()
+    (tmp_path / "cut.xlsx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.xlsx: not a readable .xlsx workbook"):
+        read_rows(tmp_path / "cut.xlsx")
+
+
 def test_xlsx_round_trip_keeps_gaps_numbers_and_finds_the_header(tmp_path):
     path = tmp_path / "t.xlsx"
     write_xlsx(path, [["a note"], [], ["Subject", "", "Apex"], [6, "x & y", "/"], ["7", "", 12]])

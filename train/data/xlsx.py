@@ -70,10 +70,14 @@ def _cell_text(cell: ET.Element, shared: list[str]) -> str:
 
 
 def read_rows(path: Path, sheet: str | int = 0) -> list[list[str]]:
-    """All rows of one worksheet as lists of stripped strings, gaps filled with ''."""
-    with zipfile.ZipFile(path) as z:
-        shared = _shared_strings(z)
-        root = ET.fromstring(z.read(_sheet_path(z, sheet)))
+    """All rows of one worksheet as lists of stripped strings, gaps filled with ''. A file that is not
+    a readable workbook raises ValueError, whatever part of it is broken."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            shared = _shared_strings(z)
+            root = ET.fromstring(z.read(_sheet_path(z, sheet)))
+    except (zipfile.BadZipFile, KeyError, ET.ParseError) as e:
+        raise ValueError(f"{path.name}: not a readable .xlsx workbook ({type(e).__name__}: {e})") from None
     rows = []
     for row in root.iter(f"{{{_NS['m']}}}row"):
         cells = {}
