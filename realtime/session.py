@@ -280,8 +280,7 @@ class Run:
                 f"{s['frames_dropped']} dropped, {s['events']} events")
         if s["frames_processed"] and not s["spotter_warm"]:
             # A database clip starts at its onset and lasts a fraction of a second: it reports nothing.
-            config = self.pipeline.spotter.config
-            line += (f"; the spotter reports nothing in a face's first {config.warmup_s + 2 * config.gap_s:.1f} s "
+            line += (f"; the spotter reports nothing in a face's first {self.pipeline.spotter.warm_after_s:.1f} s "
                      "(it learns each region's noise), which this run never passed: give a short clip a still lead-in")
         return line
 

@@ -241,6 +241,7 @@ class Spotter:
 
     def __init__(self, config: SpotterConfig, fps: float):
         self.config = config
+        self.fps = fps
         self.k = max(1, round(config.gap_s * fps))
         self.max_run = max(1, round(config.max_event_s * fps))
         self.bridge = max(1, round(config.bridge_s * fps))
@@ -269,8 +270,13 @@ class Spotter:
     @property
     def warm(self) -> bool:
         """Has the noise history been long enough to set the threshold (once is enough: reset() keeps it)?
-        Until then nothing can be reported, for warmup_s plus 2k frames of a face."""
+        Until then nothing can be reported."""
         return len(self._noise) >= self.warmup
+
+    @property
+    def warm_after_s(self) -> float:
+        """Seconds of a face before the spotter is warm: the noise history, after the 2k frames c needs."""
+        return (self.warmup + 2 * self.k) / self.fps
 
     def update(self, index: int, gray: np.ndarray, tracked: TrackedFace) -> Spot | None:
         """gray: the whole frame, H x W uint8. Returns an event when one is confirmed."""

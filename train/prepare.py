@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-import zipfile
 from collections import Counter
 from enum import Enum
 from pathlib import Path
@@ -206,7 +205,7 @@ def main(
     except OutFolderTaken as e:
         console.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(ExitCode.OUTPUT)
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:  # an unreadable sheet, recipe or --out
+    except (ValueError, KeyError, OSError) as e:  # an unreadable sheet (xlsx.read_rows), recipe or --out
         console.print(f"error: {type(e).__name__}: {e}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(ExitCode.USAGE)
     except KeyboardInterrupt:
